@@ -1,0 +1,3 @@
+from run402_cli.app import main
+
+main()

@@ -1,0 +1,106 @@
+"""`run402 local up|down|status|logs`: the local Run402-compatible gateway.
+
+The only module outside `run402_cli/local/` that imports it, and only inside the commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from run402_cli import output
+from run402_cli.commands._options import group
+from run402_cli.errors import UsageError
+
+app = group(
+    "The local gateway: real PostgreSQL + PostgREST + the Run402 API on 127.0.0.1, no Docker. "
+    "Point the CLI at it with RUN402_API_BASE=<api_base>."
+)
+
+_LOG_NAMES = ("gateway", "postgres", "postgrest")
+
+
+def _local_dir() -> Path:
+    from run402_cli.local.layout import default_local_dir
+
+    return default_local_dir()
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    port: int | None
+
+
+@app.command("up")
+def up(
+    port: Optional[int] = typer.Option(
+        None, "--port", help="Port on 127.0.0.1 (0 = any free port). Default: the last one used, else 4020."
+    ),
+) -> None:
+    """Start the local gateway in the background (or reuse the running one); print its api_base.
+
+    Example: export RUN402_API_BASE=$(run402 local up | jq -r .api_base)
+    """
+    if port is not None and not 0 <= port < 65536:
+        raise UsageError(f"--port must be 0-65535, got {port}", code="BAD_FLAG", details={"flag": "--port"})
+    run_up(UpOptions(port=port))
+
+
+def run_up(opts: UpOptions) -> None:
+    from run402_cli.local import supervisor
+
+    output.emit(supervisor.up(_local_dir(), opts.port, output.progress))
+
+
+@app.command("down")
+def down() -> None:
+    """Stop the local gateway, PostgREST and PostgreSQL. Data stays for the next `up`.
+
+    Example: run402 local down
+    """
+    from run402_cli.local import supervisor
+
+    output.emit(supervisor.down(_local_dir()))
+
+
+@app.command("status")
+def status() -> None:
+    """Whether the local gateway runs, where, and its health checks.
+
+    Example: run402 local status
+    """
+    from run402_cli.local import supervisor
+
+    output.emit(supervisor.status(_local_dir()))
+
+
+@dataclass(frozen=True)
+class LogsOptions:
+    lines: int
+    services: tuple[str, ...]
+
+
+@app.command("logs")
+def logs(
+    lines: int = typer.Option(50, "--lines", "-n", help="How many lines from the end of each log."),
+    service: Optional[str] = typer.Option(
+        None, "--service", help="Only this log: gateway, postgres or postgrest."
+    ),
+) -> None:
+    """The last lines of the gateway, PostgreSQL and PostgREST logs, as JSON.
+
+    Example: run402 local logs --service postgres -n 20
+    """
+    if lines < 0:
+        raise UsageError("--lines must be >= 0", code="BAD_FLAG", details={"flag": "--lines"})
+    if service is not None and service not in _LOG_NAMES:
+        raise UsageError(
+            f"--service must be one of {', '.join(_LOG_NAMES)}", code="BAD_FLAG",
+            details={"flag": "--service", "allowed": list(_LOG_NAMES)},
+        )
+    from run402_cli.local import supervisor
+
+    names = (service,) if service else _LOG_NAMES
+    output.emit(supervisor.logs(_local_dir(), lines, names))

@@ -1,0 +1,86 @@
+"""`run402 tier status|set`: the wallet's subscription tier (SIWX; `set` pays with x402)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+
+from run402_cli import output
+from run402_cli.commands._options import client, group, settings
+from run402_cli.errors import Run402Error, UsageError
+
+TIERS = ("prototype", "hobby", "team")
+
+app = group(help="Your wallet's tier subscription: status, and set (pays with x402).")
+
+
+@dataclass(frozen=True)
+class StatusOptions:
+    pass
+
+
+@dataclass(frozen=True)
+class SetOptions:
+    tier: str
+
+
+@app.command("status")
+def status(ctx: typer.Context) -> None:
+    """Show the wallet's tier, lease dates and pool usage.
+
+    Example: run402 tier status
+    """
+    run_status(StatusOptions(), ctx)
+
+
+def run_status(opts: StatusOptions, ctx: typer.Context) -> None:
+    from run402_cli import config
+    from run402_cli.api import tiers
+
+    c = client(ctx)
+    config.require_allowance(settings(ctx))
+    try:
+        data = tiers.status(c)
+    finally:
+        c.close()
+    output.emit(data)
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    tier: str = typer.Argument(..., metavar="TIER", help="prototype, hobby or team."),
+) -> None:
+    """Subscribe to, renew or change the tier (paid automatically with x402).
+
+    Example: run402 tier set prototype
+    """
+    if tier not in TIERS:
+        raise UsageError(
+            f"Unknown tier {tier!r}. Allowed: {', '.join(TIERS)}",
+            code="BAD_USAGE",
+            hint="Run: run402 tier set prototype   (prices: run402 projects quote)",
+            details={"value": tier, "allowed": list(TIERS)},
+        )
+    run_set(SetOptions(tier=tier), ctx)
+
+
+def run_set(opts: SetOptions, ctx: typer.Context) -> None:
+    from run402_cli import config
+    from run402_cli.api import tiers
+
+    c = client(ctx)
+    config.require_allowance(settings(ctx))
+    try:
+        result = tiers.set_tier(c, opts.tier)
+        try:
+            after: Any = tiers.status(c)
+        except Run402Error:
+            after = None  # the refetch is best-effort (spec §7.3)
+    finally:
+        c.close()
+    out = dict(result) if isinstance(result, dict) else {"result": result}
+    out["status_after"] = after
+    output.emit(out)

@@ -1,0 +1,62 @@
+-- The gateway's own metadata: wallets, the testnet ledger, used nonces, projects.
+-- Idempotent: run at every gateway start. Only the cluster superuser (the gateway) can see it.
+
+CREATE SCHEMA IF NOT EXISTS run402_meta;
+REVOKE ALL ON SCHEMA run402_meta FROM PUBLIC;
+
+-- One row per wallet that ever touched the gateway: its testnet USDC and its tier lease.
+CREATE TABLE IF NOT EXISTS run402_meta.accounts (
+    wallet              text PRIMARY KEY CHECK (wallet ~ '^0x[0-9a-f]{40}$'),
+    available_usd_micros bigint NOT NULL DEFAULT 0 CHECK (available_usd_micros >= 0),
+    tier                text,
+    lease_started_at    timestamptz,
+    lease_expires_at    timestamptz,
+    created_at          timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS run402_meta.ledger_entries (
+    id                  bigserial PRIMARY KEY,
+    wallet              text NOT NULL REFERENCES run402_meta.accounts(wallet),
+    direction           text NOT NULL CHECK (direction IN ('credit', 'debit')),
+    kind                text NOT NULL,
+    amount_usd_micros   bigint NOT NULL CHECK (amount_usd_micros > 0),
+    balance_after       bigint NOT NULL,
+    reference_type      text,
+    reference_id        text,
+    metadata            jsonb NOT NULL DEFAULT '{}'::jsonb,
+    created_at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS ledger_entries_wallet ON run402_meta.ledger_entries (wallet, id);
+
+-- EIP-3009 authorization nonces already settled: a payment is spendable once.
+CREATE TABLE IF NOT EXISTS run402_meta.payment_nonces (
+    nonce               text PRIMARY KEY,
+    payer               text NOT NULL,
+    amount_usd_micros   bigint NOT NULL,
+    resource            text NOT NULL,
+    settled_at          timestamptz NOT NULL DEFAULT now()
+);
+
+-- SIGN-IN-WITH-X nonces seen inside their validity window: a signed header is usable once.
+CREATE TABLE IF NOT EXISTS run402_meta.siwx_nonces (
+    nonce               text PRIMARY KEY,
+    wallet              text NOT NULL,
+    expires_at          timestamptz NOT NULL
+);
+
+CREATE SEQUENCE IF NOT EXISTS run402_meta.schema_slot_seq;
+
+CREATE TABLE IF NOT EXISTS run402_meta.projects (
+    id                  text PRIMARY KEY,
+    name                text,
+    wallet              text NOT NULL,
+    tier                text NOT NULL,
+    schema_slot         text NOT NULL UNIQUE,
+    jwt_secret          text NOT NULL,
+    sql_password        text NOT NULL,
+    status              text NOT NULL DEFAULT 'active',
+    api_calls           bigint NOT NULL DEFAULT 0,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    deleted_at          timestamptz
+);
+CREATE INDEX IF NOT EXISTS projects_wallet ON run402_meta.projects (wallet);

@@ -1,0 +1,573 @@
+"""A private PostgreSQL cluster for the local gateway.
+
+Why a cluster of our own: the local gateway must behave like the hosted one (real Postgres, real
+roles, grants and RLS), without touching a system-wide server or opening a TCP port. So every local
+dir gets its own cluster that is reachable only through a unix socket in a 0700 directory, and
+that still checks passwords (scram-sha-256, even locally), so per-project roles behave as they do
+in production.
+
+Running as root (CI, containers): postgres refuses to run as root, so initdb / pg_ctl / postgres
+run as an unprivileged OS user. That user must be able to traverse every ancestor of the data
+dir; when the natural place (``local_dir/pg``) is not reachable for it (root's 0700 home, pytest's
+0700 temp dirs), the cluster lives under ``/var/lib/run402-local/<hash>/pg`` instead, and the
+choice is recorded in ``local_dir/pg-location`` so later runs find it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import os
+import pwd
+import re
+import secrets
+import shlex
+import shutil
+import stat
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, NamedTuple
+from urllib.parse import quote
+
+__all__ = [
+    "LocalRuntimeError",
+    "PgBinaries",
+    "PgCluster",
+    "find_pg_binaries",
+    "write_private_file",
+]
+
+SUPERUSER = "run402_admin"
+DBNAME = "run402"
+PORT = 5432
+_TOOLS = ("initdb", "pg_ctl", "postgres")
+FALLBACK_ROOT = Path("/var/lib/run402-local")
+_NOT_FOUND_HINT = (
+    "pip install 'run402[local]' (ships pgserver) or apt-get install postgresql, or set RUN402_PG_BIN"
+)
+_HBA = (
+    "# run402 local: unix socket only, passwords always checked (no trust, no TCP).\n"
+    "local all all scram-sha-256\n"
+)
+
+
+class LocalRuntimeError(Exception):
+    """A failure of the local runtime, with a stable UPPER_SNAKE ``code`` callers can branch on."""
+
+    def __init__(self, code: str, message: str, hint: str | None = None):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.hint = hint
+
+
+def write_private_file(
+    path: Path, data: str | bytes, mode: int = 0o600, owner: tuple[int, int] | None = None
+) -> None:
+    """Write ``path`` atomically (temp file in the same dir, fsync, rename) with ``mode`` from the start.
+
+    Why: secrets must never exist, even briefly, with a wider mode, and a crash must leave either
+    the old or the new content, never a truncated file.
+    """
+    path = Path(path)
+    payload = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
+        if owner is not None:
+            os.fchown(fd, *owner)
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# --------------------------------------------------------------------------- binaries
+
+
+@dataclass(frozen=True)
+class PgBinaries:
+    bindir: Path
+    version: int  # major version, e.g. 15
+
+
+def _probe(bindir: Path) -> PgBinaries | None:
+    """PgBinaries for ``bindir`` if it holds working initdb/pg_ctl/postgres, else None."""
+    if not all((bindir / n).is_file() and os.access(bindir / n, os.X_OK) for n in _TOOLS):
+        return None
+    try:
+        out = subprocess.run(
+            [str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"\(PostgreSQL\)\s+(\d+)", out.stdout)
+    return PgBinaries(bindir, int(m.group(1))) if out.returncode == 0 and m else None
+
+
+def _candidate_dirs() -> Iterator[Path]:
+    # Locate the pgserver wheel without importing it (its import has side effects).
+    spec = importlib.util.find_spec("pgserver")
+    if spec and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            yield Path(loc) / "pginstall" / "bin"
+    system = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()]
+    yield from sorted(system, key=lambda p: int(p.parent.name), reverse=True)
+    initdb = shutil.which("initdb")
+    if initdb:
+        yield Path(os.path.realpath(initdb)).parent
+
+
+def _find_pg_binaries(usable=lambda b: True) -> PgBinaries:
+    env = os.environ.get("RUN402_PG_BIN")
+    if env:  # an explicit choice must not silently fall back to something else
+        found = _probe(Path(env))
+        if found is None or not usable(found):
+            raise LocalRuntimeError(
+                "POSTGRES_NOT_FOUND",
+                f"RUN402_PG_BIN={env} does not hold working initdb/pg_ctl/postgres",
+                _NOT_FOUND_HINT,
+            )
+        return found
+    for d in _candidate_dirs():
+        found = _probe(d)
+        if found is not None and usable(found):
+            return found
+    raise LocalRuntimeError(
+        "POSTGRES_NOT_FOUND", "no usable PostgreSQL server binaries found", _NOT_FOUND_HINT
+    )
+
+
+def find_pg_binaries() -> PgBinaries:
+    """The PostgreSQL server binaries to use.
+
+    Order: $RUN402_PG_BIN (no fallback when set), the pgserver wheel's pginstall/bin, the highest
+    /usr/lib/postgresql/*/bin, then initdb on PATH.
+    """
+    return _find_pg_binaries()
+
+
+# --------------------------------------------------------------------------- OS user (root only)
+
+
+class _OsUser(NamedTuple):
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+
+def _pg_os_user() -> _OsUser | None:
+    """The unprivileged user postgres runs as when we are root; None when we are not root."""
+    if os.geteuid() != 0:
+        return None
+    name = os.environ.get("RUN402_PG_OS_USER")
+    if not name:
+        name = "postgres"
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            return _user(name)
+        name = "run402pg"
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            try:
+                subprocess.run(
+                    ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                    check=True, capture_output=True, text=True,
+                )
+            except (OSError, subprocess.CalledProcessError) as e:
+                raise LocalRuntimeError(
+                    "POSTGRES_INIT_FAILED", f"running as root and could not create OS user {name}: {e}",
+                    "set RUN402_PG_OS_USER to an existing unprivileged user",
+                ) from None
+    return _user(name)
+
+
+def _user(name: str) -> _OsUser:
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        raise LocalRuntimeError(
+            "POSTGRES_INIT_FAILED", f"OS user {name!r} does not exist", "set RUN402_PG_OS_USER"
+        ) from None
+    if pw.pw_uid == 0:
+        raise LocalRuntimeError(
+            "POSTGRES_INIT_FAILED", f"OS user {name!r} is root; postgres refuses to run as root"
+        )
+    return _OsUser(name, pw.pw_uid, pw.pw_gid, tuple(os.getgrouplist(name, pw.pw_gid)))
+
+
+def _user_may(st: os.stat_result, user: _OsUser, bits: int) -> bool:
+    """Classic mode-bit check for another user (os.access only answers for ourselves). bits: 4=r 2=w 1=x."""
+    shift = 6 if st.st_uid == user.uid else 3 if st.st_gid in user.groups else 0
+    return (st.st_mode >> shift) & bits == bits
+
+
+def _traversable(path: Path, user: _OsUser) -> bool:
+    """Whether ``user`` can reach ``path``: every existing ancestor (and path, if a dir) grants it x."""
+    path = Path(os.path.realpath(path))
+    for p in [path, *path.parents]:
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            continue  # we will create it with the right owner/mode
+        if stat.S_ISDIR(st.st_mode) and not _user_may(st, user, 1):
+            return False
+    return True
+
+
+def _binaries_usable_by(user: _OsUser):
+    def ok(b: PgBinaries) -> bool:
+        return _traversable(b.bindir, user) and all(
+            _user_may(os.stat(b.bindir / n), user, 1) for n in _TOOLS
+        )
+    return ok
+
+
+def _pid_is_postgres(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, but another user's
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() in ("postgres", "postmaster")
+    except OSError:
+        return True  # no /proc (not Linux): trust kill()
+
+
+# --------------------------------------------------------------------------- the cluster
+
+
+class PgCluster:
+    """One private cluster per local dir. Methods are safe to call from several processes (file lock)."""
+
+    superuser = SUPERUSER
+    dbname = DBNAME
+    port = PORT
+
+    def __init__(self, local_dir: Path, binaries: PgBinaries | None = None):
+        self.local_dir = Path(local_dir).absolute()
+        self._user = _pg_os_user()
+        usable = _binaries_usable_by(self._user) if self._user else (lambda b: True)
+        if binaries is None:
+            binaries = _find_pg_binaries(usable)
+        elif not usable(binaries):
+            raise LocalRuntimeError(
+                "POSTGRES_NOT_FOUND",
+                f"{binaries.bindir} is not executable by OS user {self._user.name}",
+                _NOT_FOUND_HINT,
+            )
+        self.binaries = binaries
+        self.log_path = self.local_dir / "logs" / "postgres.log"
+        self._secret_path = self.local_dir / "pg-superuser.secret"
+        self._location_path = self.local_dir / "pg-location"
+        self.data_dir = self._choose_data_dir()
+        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:12]
+        # Short on purpose: unix socket paths are limited to ~107 bytes, pytest temp dirs are long.
+        self.socket_dir = Path(f"/tmp/.run402-pg-{digest}")
+
+    # ---- location & ownership
+
+    def _choose_data_dir(self) -> Path:
+        with contextlib.suppress(OSError):
+            recorded = Path(self._location_path.read_text().strip())
+            if recorded.is_absolute():
+                return recorded
+        natural = self.local_dir / "pg"
+        if self._user is None or _traversable(natural.parent, self._user):
+            return natural
+        digest = hashlib.sha256(str(self.local_dir.resolve()).encode()).hexdigest()[:16]
+        return FALLBACK_ROOT / digest / "pg"
+
+    @property
+    def _is_fallback(self) -> bool:
+        return self.data_dir.parent.parent == FALLBACK_ROOT
+
+    def _owner(self) -> tuple[int, int] | None:
+        return (self._user.uid, self._user.gid) if self._user else None
+
+    def _chown(self, path: Path) -> None:
+        if self._user:
+            os.chown(path, self._user.uid, self._user.gid)
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Serialize init/start/stop across processes (two CLI invocations racing to start the gateway)."""
+        self.local_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.local_dir / "pg.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _run(self, args: list, timeout: float, **kw) -> subprocess.CompletedProcess:
+        """Run a Postgres tool, as the unprivileged OS user when we are root, with a clean environment.
+
+        PG* variables are dropped so a user's PGDATA/PGHOST cannot redirect our tools.
+        """
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["LC_ALL"] = "C"
+        if self._user:
+            kw.update(user=self._user.uid, group=self._user.gid, extra_groups=list(self._user.groups))
+            env.update(USER=self._user.name, LOGNAME=self._user.name, HOME="/")
+        return subprocess.run(
+            [str(a) for a in args], env=env, cwd="/", stdin=subprocess.DEVNULL, timeout=timeout, **kw
+        )
+
+    # ---- secret
+
+    def password(self) -> str:
+        """The superuser password; generated (and stored 0600) before the first initdb."""
+        with contextlib.suppress(FileNotFoundError):
+            return self._secret_path.read_text().strip()
+        if self._initialized():
+            raise LocalRuntimeError(
+                "POSTGRES_SECRET_MISSING",
+                f"{self._secret_path} is missing but the cluster at {self.data_dir} exists",
+                "restore the file, or delete the cluster to start afresh",
+            )
+        self.local_dir.mkdir(parents=True, exist_ok=True)
+        write_private_file(self._secret_path, secrets.token_urlsafe(32) + "\n")
+        return self._secret_path.read_text().strip()
+
+    # ---- lifecycle
+
+    def _initialized(self) -> bool:
+        return (self.data_dir / "PG_VERSION").is_file()
+
+    def ensure_initialized(self) -> bool:
+        """initdb once; True if this call created the cluster."""
+        with self._lock():
+            return self._ensure_initialized()
+
+    def _ensure_initialized(self) -> bool:
+        if self._initialized():
+            self._record_location()
+            return False
+        pw = self.password()
+        parent = self.data_dir.parent
+        if self._is_fallback:
+            for d in (FALLBACK_ROOT, parent):  # root-owned, traversable but not listable
+                d.mkdir(mode=0o711, exist_ok=True)
+                os.chmod(d, 0o711)
+        parent.mkdir(parents=True, exist_ok=True)
+        # initdb into a sibling and rename: a crash mid-initdb never leaves a half cluster at data_dir.
+        tmp = parent / (self.data_dir.name + ".initdb-tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(mode=0o700)
+        self._chown(tmp)
+        pwdir = Path(tempfile.mkdtemp(prefix="run402-initdb-"))
+        try:
+            self._chown(pwdir)
+            pwfile = pwdir / "pw"
+            write_private_file(pwfile, pw + "\n", owner=self._owner())
+            try:
+                r = self._run(
+                    [self.binaries.bindir / "initdb", "-D", tmp, "--auth=scram-sha-256",
+                     f"--username={SUPERUSER}", f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C"],
+                    timeout=300, capture_output=True, text=True,
+                )
+            except (OSError, subprocess.SubprocessError) as e:
+                raise LocalRuntimeError("POSTGRES_INIT_FAILED", f"initdb could not run: {e}") from None
+        finally:
+            shutil.rmtree(pwdir, ignore_errors=True)
+        if r.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tail = "\n".join((r.stderr + r.stdout).splitlines()[-20:])
+            raise LocalRuntimeError("POSTGRES_INIT_FAILED", f"initdb failed (exit {r.returncode}):\n{tail}")
+        write_private_file(tmp / "pg_hba.conf", _HBA, owner=self._owner())
+        os.rename(tmp, self.data_dir)
+        self._record_location()
+        return True
+
+    def _record_location(self) -> None:
+        with contextlib.suppress(OSError):
+            if self._location_path.read_text().strip() == str(self.data_dir):
+                return
+        write_private_file(self._location_path, f"{self.data_dir}\n", mode=0o644)
+
+    def _ensure_socket_dir(self) -> None:
+        """(Re)create the private socket dir; /tmp may have been cleaned, or squatted by someone else."""
+        d = self.socket_dir
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(d, 0o700)
+        st = os.lstat(d)
+        want_uid = self._user.uid if self._user else os.geteuid()
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and self._user:
+            self._chown(d)  # we (root) just created it
+        elif st.st_uid != want_uid or not stat.S_ISDIR(st.st_mode):
+            raise LocalRuntimeError(
+                "POSTGRES_START_FAILED",
+                f"socket dir {d} exists but is not a directory owned by uid {want_uid}",
+                f"remove {d}",
+            )
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            os.chmod(d, 0o700)
+
+    def is_running(self) -> bool:
+        pid = self._postmaster_pid()
+        return pid is not None and _pid_is_postgres(pid)
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _clear_stale_pid(self) -> None:
+        """Drop a postmaster.pid whose process is gone or is not postgres (pid reuse after a reboot/crash).
+
+        Postgres itself only checks that the pid is alive, so a reused pid would block start forever.
+        """
+        for f in (self.data_dir / "postmaster.pid", self.socket_dir / f".s.PGSQL.{PORT}.lock"):
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start if not running, wait until it accepts connections, create ``run402`` if missing."""
+        with self._lock():
+            self._ensure_initialized()
+            self._ensure_socket_dir()
+            if not self.is_running():
+                self._clear_stale_pid()
+                self._pg_ctl_start(timeout)
+            self._ensure_database(timeout)
+
+    def _pg_ctl_start(self, timeout: float) -> None:
+        # Command-line settings beat postgresql.conf and ALTER SYSTEM: no TCP, whatever the conf says.
+        opts = ["-c", "listen_addresses=", "-c", f"unix_socket_directories={self.socket_dir}",
+                "-c", "unix_socket_permissions=0700", "-c", "max_connections=200",
+                "-c", "shared_buffers=128MB", "-p", str(PORT)]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # We open the log ourselves (0600: failed statements may echo passwords) and hand the fd to
+        # pg_ctl/postgres, so the postgres OS user never needs access to local_dir.
+        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            r = self._run(
+                [self.binaries.bindir / "pg_ctl", "-D", self.data_dir, "-w",
+                 "-t", str(max(1, int(timeout))), "-o", " ".join(shlex.quote(o) for o in opts), "start"],
+                timeout=timeout + 15, stdout=log_fd, stderr=log_fd,
+            )
+            ok = r.returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            ok = False
+        finally:
+            os.close(log_fd)
+        if not ok or not self.is_running():
+            raise LocalRuntimeError(
+                "POSTGRES_START_FAILED",
+                f"postgres did not start; last lines of {self.log_path}:\n{_tail(self.log_path)}",
+            )
+
+    def _ensure_database(self, timeout: float) -> None:
+        """Create ``run402`` with nothing granted to PUBLIC; project roles get CONNECT one by one elsewhere.
+
+        It is prepared under a temporary name and renamed, so a crash never leaves a ``run402`` database
+        that still has PUBLIC's default privileges.
+        """
+        import psycopg
+        from psycopg import sql
+
+        tmp_name = f"{DBNAME}__init"
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                admin = psycopg.connect(
+                    self.conninfo(dbname="postgres"), autocommit=True, connect_timeout=10
+                )
+                break
+            except psycopg.OperationalError as e:
+                if time.monotonic() > deadline:
+                    raise LocalRuntimeError(
+                        "POSTGRES_START_FAILED",
+                        f"postgres does not accept connections: {e}\n{_tail(self.log_path)}",
+                    ) from None
+                time.sleep(0.1)
+        with admin:
+            if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DBNAME,)).fetchone():
+                return
+            tmp, final, owner = (sql.Identifier(n) for n in (tmp_name, DBNAME, SUPERUSER))
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(tmp))
+            admin.execute(sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8'").format(tmp, owner))
+            conninfo = self.conninfo(dbname=tmp_name)
+            with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as db:
+                db.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(tmp))
+                db.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+            admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(tmp, final))
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Fast shutdown (rolls back open transactions); no error if not running."""
+        with self._lock():
+            if not self.is_running():
+                return
+            try:
+                r = self._run(
+                    [self.binaries.bindir / "pg_ctl", "-D", self.data_dir, "-m", "fast", "-w", "-t",
+                     str(max(1, int(timeout))), "stop"],
+                    timeout=timeout + 15, capture_output=True, text=True,
+                )
+                detail = (r.stderr or r.stdout).strip()
+            except (OSError, subprocess.SubprocessError) as e:
+                detail = str(e)
+            if self.is_running():
+                raise LocalRuntimeError("POSTGRES_STOP_FAILED", f"pg_ctl stop failed: {detail}")
+
+    def destroy(self) -> None:
+        """Stop and delete the cluster, its socket dir, secret and location record (for reset and tests)."""
+        self.stop()
+        with self._lock():
+            shutil.rmtree(self.data_dir.parent if self._is_fallback else self.data_dir, ignore_errors=True)
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+            for f in (self._secret_path, self._location_path):
+                with contextlib.suppress(FileNotFoundError):
+                    f.unlink()
+
+    # ---- connection strings
+
+    def conninfo(
+        self, *, user: str | None = None, password: str | None = None, dbname: str | None = None
+    ) -> str:
+        """libpq key=value conninfo over the private socket; defaults to the superuser and ``run402``."""
+        if user is None:
+            user = SUPERUSER
+            password = self.password() if password is None else password
+        parts = {"host": str(self.socket_dir), "port": str(PORT), "user": user, "dbname": dbname or DBNAME}
+        if password is not None:
+            parts["password"] = password
+        return " ".join(f"{k}={_cq(v)}" for k, v in parts.items())
+
+    def libpq_uri(self, *, user: str, password: str, dbname: str | None = None) -> str:
+        """postgres:// URI (for PostgREST's db-uri) over the private socket."""
+        user, password, db = (quote(v, safe="") for v in (user, password, dbname or DBNAME))
+        return f"postgres://{user}:{password}@/{db}?host={quote(str(self.socket_dir), safe='')}&port={PORT}"
+
+
+def _cq(value: str) -> str:
+    """Quote a libpq conninfo value."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,115 @@
+"""The gateway process: `python -m run402_cli.local.server --dir D --port P`.
+
+Started in the background by `run402 local up`. It owns the stack for its lifetime: it starts
+PostgreSQL and PostgREST, serves the API with uvicorn, and on SIGTERM stops all of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import uvicorn
+
+from run402_cli.local.app import build_app
+from run402_cli.local.context import GatewayContext
+from run402_cli.local.db import AUTHENTICATOR, NOBODY, bootstrap, open_pool
+from run402_cli.local.layout import LocalLayout
+from run402_cli.local.pgcluster import PgCluster
+from run402_cli.local.postgrest import PostgrestConfig, PostgrestProcess, find_or_fetch_postgrest
+
+__all__ = ["free_port", "serve"]
+
+log = logging.getLogger("run402.gateway")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _treasury_address(key: str) -> str:
+    from run402_cli.wallet import address_of
+
+    return address_of(key).lower()
+
+
+def serve(local_dir: Path, port: int) -> None:
+    layout = LocalLayout(local_dir)
+    layout.ensure()
+    logging.basicConfig(
+        filename=layout.logs_dir / "gateway.log", level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    secrets = layout.secrets()
+    api_base = f"http://127.0.0.1:{port}"
+    log.info("starting gateway pid=%s dir=%s api_base=%s", os.getpid(), local_dir, api_base)
+
+    cluster = PgCluster(local_dir)
+    cluster.ensure_initialized()
+    cluster.start()
+    postgrest: PostgrestProcess | None = None
+    pool = None
+    try:
+        with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
+            bootstrap(conn, authenticator_password=secrets["authenticator_password"])
+        pgrst_port, admin_port = free_port(), free_port()
+        postgrest = PostgrestProcess(
+            find_or_fetch_postgrest(local_dir),
+            PostgrestConfig(
+                db_uri=cluster.libpq_uri(user=AUTHENTICATOR, password=secrets["authenticator_password"]),
+                jwt_secret=secrets["postgrest_jwt_secret"],
+                server_port=pgrst_port, admin_port=admin_port, db_schemas="run402_empty",
+                db_anon_role=NOBODY,
+            ),
+            workdir=local_dir / "postgrest",
+            log_path=layout.logs_dir / "postgrest.log",
+        )
+        postgrest.start()
+        pool = open_pool(cluster.conninfo())
+        ctx = GatewayContext(
+            pool=pool,
+            conninfo=cluster.conninfo,
+            postgrest_url=f"http://127.0.0.1:{pgrst_port}",
+            postgrest_admin_url=f"http://127.0.0.1:{admin_port}",
+            postgrest_jwt_secret=secrets["postgrest_jwt_secret"],
+            treasury_address=_treasury_address(secrets["treasury_key"]),
+            cas_dir=str(layout.cas_dir),
+        )
+        app = build_app(ctx)
+        layout.write_state({"pid": os.getpid(), "port": port, "api_base": api_base,
+                            "started_at": time.time(), "local_dir": str(local_dir)})
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                               access_log=False, timeout_graceful_shutdown=10))
+        server.run()
+    finally:
+        log.info("stopping gateway")
+        if pool is not None:
+            pool.close()
+        if postgrest is not None:
+            postgrest.stop()
+        cluster.stop()
+        layout.state_file.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="run402-local-gateway")
+    parser.add_argument("--dir", required=True, type=Path)
+    parser.add_argument("--port", required=True, type=int)
+    args = parser.parse_args(argv)
+    try:
+        serve(args.dir, args.port)
+    except Exception:
+        log.exception("gateway failed")
+        raise
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

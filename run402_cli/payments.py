@@ -1,0 +1,285 @@
+"""x402 v2 payments (scheme `exact`, EIP-3009) as an `httpx.Auth` (spec api-core §3.2).
+
+The flow copies `@x402/fetch` `wrapFetchWithPayment`: send, and on a 402 carrying a
+`PAYMENT-REQUIRED` header sign a `TransferWithAuthorization` and resend the same request
+once with `PAYMENT-SIGNATURE`. The second answer is returned as-is.
+
+We do not use the official `x402` Python SDK here: its `ExactEvmScheme` writes
+`validAfter: "0"` (the spec's TypeScript client writes now-600) and reads the clock itself,
+importing it pulls pydantic, web3-dependent signers and ~1 s of start-up, and it is not a
+dependency of this package. The wire format is small enough to own; tests cross-check our
+EIP-712 digest against the SDK's when it is installed.
+
+`transfer_typed_data` is shared with the gateway's verifier (`run402_cli.local.x402`) so
+signer and verifier build the very same EIP-712 message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import time
+from collections.abc import Callable, Generator
+from typing import Any
+
+import httpx
+
+from run402_cli.errors import PaymentError
+
+__all__ = [
+    "PAYABLE_NETWORKS",
+    "X402Auth",
+    "chain_id_of",
+    "choose_requirement",
+    "decode_header",
+    "encode_header",
+    "sign_payment",
+    "transfer_typed_data",
+]
+
+PAYABLE_NETWORKS = ("eip155:84532", "eip155:8453")  # Base Sepolia, Base (§3.2 setup step 2)
+VALID_AFTER_SKEW = 600  # seconds; the TS client backdates validAfter by 10 minutes
+
+_SIWX = "sign-in-with-x"
+_PAYMENT_HEADERS = ("payment-signature", "x-payment")
+
+_TRANSFER_TYPES = {
+    "EIP712Domain": [
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+    ],
+    "TransferWithAuthorization": [
+        {"name": "from", "type": "address"},
+        {"name": "to", "type": "address"},
+        {"name": "value", "type": "uint256"},
+        {"name": "validAfter", "type": "uint256"},
+        {"name": "validBefore", "type": "uint256"},
+        {"name": "nonce", "type": "bytes32"},
+    ],
+}
+
+
+def encode_header(obj: dict[str, Any]) -> str:
+    """Standard padded base64 of compact JSON (what JS `btoa(JSON.stringify(x))` sends)."""
+    raw = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return base64.b64encode(raw).decode("ascii")
+
+
+def decode_header(value: str) -> dict[str, Any]:
+    """Inverse of `encode_header`. Raises ValueError unless it is base64 of a JSON object.
+
+    Missing padding and the URL-safe alphabet are tolerated: decoding leniently costs
+    nothing and some proxies strip '='."""
+    text = value.strip()
+    text += "=" * (-len(text) % 4)
+    try:
+        raw = base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
+        obj = json.loads(raw.decode("utf-8"))
+    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not base64 JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    return obj
+
+
+def chain_id_of(network: str) -> int:
+    """The integer chain id of a CAIP-2 "eip155:N" network."""
+    namespace, _, reference = network.partition(":")
+    if namespace != "eip155" or not reference.isdigit():
+        raise ValueError(f"not an eip155 network: {network!r}")
+    return int(reference)
+
+
+def transfer_typed_data(authorization: dict[str, Any], requirement: dict[str, Any]) -> dict[str, Any]:
+    """The EIP-712 `TransferWithAuthorization` message for eth_account's `full_message`.
+
+    Domain per §3.2 step 5: {extra.name, extra.version, chainId from network,
+    checksum(asset)}. Raises ValueError/KeyError/TypeError on malformed input."""
+    from eth_utils import to_checksum_address
+
+    extra = requirement.get("extra") or {}
+    name, version = extra.get("name"), extra.get("version")
+    if not isinstance(name, str) or not isinstance(version, str):
+        raise ValueError("requirement.extra.name and extra.version (the EIP-712 domain) are required")
+    nonce = authorization["nonce"]
+    if not isinstance(nonce, str) or len(nonce) != 66 or not nonce.startswith("0x"):
+        raise ValueError("authorization.nonce must be 0x + 32 bytes hex")
+    return {
+        "types": _TRANSFER_TYPES,
+        "primaryType": "TransferWithAuthorization",
+        "domain": {
+            "name": name,
+            "version": version,
+            "chainId": chain_id_of(requirement["network"]),
+            "verifyingContract": to_checksum_address(requirement["asset"]),
+        },
+        "message": {
+            "from": to_checksum_address(authorization["from"]),
+            "to": to_checksum_address(authorization["to"]),
+            "value": _uint(authorization["value"]),
+            "validAfter": _uint(authorization["validAfter"]),
+            "validBefore": _uint(authorization["validBefore"]),
+            "nonce": bytes.fromhex(nonce[2:]),
+        },
+    }
+
+
+def _uint(value: Any) -> int:
+    """A uint256 from a decimal string (the wire form) or an int; anything else is refused."""
+    if isinstance(value, bool):
+        raise ValueError("not an integer")
+    if isinstance(value, str):
+        if not value.isdigit():  # no sign, no spaces, no hex
+            raise ValueError(f"not a decimal integer string: {value!r}")
+        value = int(value)
+    if not isinstance(value, int) or not 0 <= value < 2**256:
+        raise ValueError(f"not a uint256: {value!r}")
+    return value
+
+
+def sign_payment(
+    private_key: str,
+    requirement: dict[str, Any],
+    resource: dict[str, Any] | None,
+    extensions: dict[str, Any] | None = None,
+    *,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """A signed x402 v2 `PaymentPayload` for one `accepts` entry (§3.2 steps 5-6).
+
+    `resource` and `extensions` are copied from the PaymentRequired; like JSON.stringify
+    dropping `undefined`, they are omitted when None."""
+    from eth_account import Account
+    from eth_utils import to_checksum_address
+
+    account = Account.from_key(private_key)
+    moment = int(now if now is not None else time.time())
+    authorization = {
+        "from": account.address,
+        "to": to_checksum_address(requirement["payTo"]),
+        "value": str(_uint(requirement["amount"])),
+        "validAfter": str(moment - VALID_AFTER_SKEW),
+        "validBefore": str(moment + int(requirement["maxTimeoutSeconds"])),
+        "nonce": "0x" + secrets.token_bytes(32).hex(),
+    }
+    signed = Account.sign_typed_data(
+        account.key, full_message=transfer_typed_data(authorization, requirement)
+    )
+    payload: dict[str, Any] = {
+        "x402Version": 2,
+        "payload": {"authorization": authorization, "signature": "0x" + bytes(signed.signature).hex()},
+    }
+    if extensions is not None:
+        payload["extensions"] = extensions
+    if resource is not None:
+        payload["resource"] = resource
+    payload["accepted"] = requirement
+    return payload
+
+
+def choose_requirement(accepts: Any) -> dict[str, Any]:
+    """The first `exact` EIP-3009 option on Base / Base Sepolia, or PaymentError.
+
+    Permit2 options are skipped: we only implement `transferWithAuthorization`."""
+    options = accepts if isinstance(accepts, list) else []
+    for option in options:
+        if (
+            isinstance(option, dict)
+            and option.get("scheme") == "exact"
+            and option.get("network") in PAYABLE_NETWORKS
+            and (option.get("extra") or {}).get("assetTransferMethod", "eip3009") == "eip3009"
+        ):
+            return option
+    seen = [
+        {"scheme": o.get("scheme"), "network": o.get("network")} for o in options if isinstance(o, dict)
+    ]
+    raise PaymentError(
+        "No payment option this client can pay",
+        details={"accepts": seen, "supported": {"scheme": "exact", "networks": list(PAYABLE_NETWORKS)}},
+    )
+
+
+class X402Auth(httpx.Auth):
+    """Pays x402 v2 402s by signing and resending the request once.
+
+    `inner` is the per-request SIWX auth. It runs before each send; on the paid retry it
+    runs again so the retry carries a fresh SIWX nonce (the server burns them)."""
+
+    requires_request_body = True  # the retry resends the same body
+
+    def __init__(
+        self,
+        private_key: str,
+        *,
+        inner: httpx.Auth | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self._private_key = private_key
+        self._inner = inner
+        self._now = now
+
+    def _apply_inner(self, request: httpx.Request) -> httpx.Request:
+        """Let `inner` decorate the request (its first yield); later steps of its flow are ignored."""
+        if self._inner is None:
+            return request
+        flow = self._inner.auth_flow(request)
+        try:
+            return next(flow)
+        finally:
+            flow.close()
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        caller_siwx = _SIWX in request.headers
+        request = self._apply_inner(request)
+        response = yield request
+        if response.status_code != 402:
+            return
+        header = response.headers.get("payment-required")
+        if header is None or any(h in request.headers for h in _PAYMENT_HEADERS):
+            return  # unpayable here, or already paid once: the caller maps the 402
+        try:
+            required = decode_header(header)
+        except ValueError as exc:
+            raise PaymentError(f"Failed to parse payment requirements: {exc}") from None
+        if required.get("x402Version") != 2:
+            raise PaymentError(
+                "Failed to parse payment requirements: unsupported x402Version "
+                f"{required.get('x402Version')!r} (only 2 is supported)"
+            )
+        if required.get("accepts") == []:
+            # Nothing to pay: the 402 is about something else (e.g. a refused SIGN-IN-WITH-X);
+            # the caller shows its envelope.
+            return
+        option = choose_requirement(required.get("accepts"))
+        try:
+            payment = sign_payment(
+                self._private_key, option, required.get("resource"), required.get("extensions"),
+                now=self._now(),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PaymentError(f"Failed to sign payment: {exc}", details={"accepted": option}) from None
+
+        retry = _clone(request)
+        retry.headers["PAYMENT-SIGNATURE"] = encode_header(payment)
+        # A request header in the TS client too (harmless quirk, kept for wire parity).
+        retry.headers["Access-Control-Expose-Headers"] = "PAYMENT-RESPONSE,X-PAYMENT-RESPONSE"
+        if self._inner is not None and not caller_siwx:
+            retry.headers.pop(_SIWX, None)  # inner may only set-if-absent; force a fresh nonce
+            retry = self._apply_inner(retry)
+        yield retry
+
+
+def _clone(request: httpx.Request) -> httpx.Request:
+    """A copy of a body-read request, so the first attempt (kept in `response.history`)
+    is not mutated by the retry's headers."""
+    return httpx.Request(
+        request.method,
+        request.url,
+        headers=request.headers.copy(),
+        content=request.content,
+        extensions=dict(request.extensions),
+    )

@@ -1,0 +1,161 @@
+"""Wallet keys and the `SIGN-IN-WITH-X` header (spec api-core §2.1).
+
+The gateway rebuilds the EIP-4361 text with the `siwe` library and checks the signature
+against it, so `build_siwx_message` must be byte-identical to `siwe`'s `prepareMessage()`.
+The gateway side (`run402_cli.local.siwx`) reuses the same function, so client and
+emulator can never drift apart.
+
+eth_account is imported inside the functions that need it: it costs close to a second,
+and `run402 --help` must not pay for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+__all__ = [
+    "SIWX_CHAIN_ID",
+    "SIWX_LIFETIME",
+    "SIWX_STATEMENT",
+    "address_of",
+    "build_siwx_message",
+    "format_iso_millis",
+    "generate_private_key",
+    "siwx_header",
+]
+
+SIWX_CHAIN_ID = "eip155:84532"  # always Base Sepolia, even for mainnet payments (§2.1 step 8)
+SIWX_STATEMENT = "Sign in to Run402"
+SIWX_LIFETIME = timedelta(minutes=5)
+
+# Order of the secp256k1 group: a private key must be in [1, n-1].
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def generate_private_key() -> str:
+    """A fresh key as "0x" + 64 lowercase hex, drawn from the OS CSPRNG.
+
+    Rejection-samples the (astronomically unlikely) values outside the curve order so
+    every returned key is valid."""
+    while True:
+        raw = secrets.token_bytes(32)
+        if 0 < int.from_bytes(raw, "big") < _SECP256K1_N:
+            return "0x" + raw.hex()
+
+
+def address_of(private_key: str) -> str:
+    """The EIP-55 checksummed address of `private_key`."""
+    from eth_account import Account
+
+    return Account.from_key(private_key).address
+
+
+def format_iso_millis(moment: datetime) -> str:
+    """ISO-8601 UTC with exactly three fractional digits and "Z", like JS `toISOString()`."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def build_siwx_message(
+    *,
+    domain: str,
+    address: str,
+    statement: str,
+    uri: str,
+    version: str,
+    chain_id_numeric: int | str,
+    nonce: str,
+    issued_at: str,
+    expiration_time: str,
+    resources: list[str] | None = None,
+) -> str:
+    """The EIP-4361 text of spec §2.1 step 9: "\\n"-joined, no trailing newline.
+
+    A "Resources:" block appears only when `resources` is non-empty (CI delegation)."""
+    lines = [
+        f"{domain} wants you to sign in with your Ethereum account:",
+        address,
+        "",
+        statement,
+        "",
+        f"URI: {uri}",
+        f"Version: {version}",
+        f"Chain ID: {chain_id_numeric}",
+        f"Nonce: {nonce}",
+        f"Issued At: {issued_at}",
+        f"Expiration Time: {expiration_time}",
+    ]
+    if resources:
+        lines.append("Resources:")
+        lines.extend(f"- {resource}" for resource in resources)
+    return "\n".join(lines)
+
+
+def _hostname(api_base: str) -> str:
+    """Hostname of `api_base` without port, lowercased, like JS `new URL(x).hostname`."""
+    host = urlsplit(api_base).hostname or ""
+    return f"[{host}]" if ":" in host else host  # IPv6 literals keep their brackets
+
+
+def siwx_header(
+    *,
+    private_key: str,
+    api_base: str,
+    path: str,
+    now: datetime | None = None,
+    nonce: str | None = None,
+    statement: str = SIWX_STATEMENT,
+    resources: list[str] | None = None,
+) -> str:
+    """A fresh `SIGN-IN-WITH-X` header value for one request to `api_base + path`.
+
+    Nonces are single-use on the server, so build one per request (never cache this)."""
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    account = Account.from_key(private_key)
+    issued = now if now is not None else datetime.now(timezone.utc)
+    issued_at = format_iso_millis(issued)
+    if issued.tzinfo is None:
+        issued = issued.replace(tzinfo=timezone.utc)
+    expiration_time = format_iso_millis(issued + SIWX_LIFETIME)
+    domain = _hostname(api_base)
+    uri = api_base + path
+    nonce = nonce if nonce is not None else secrets.token_bytes(16).hex()
+
+    message = build_siwx_message(
+        domain=domain,
+        address=account.address,
+        statement=statement,
+        uri=uri,
+        version="1",
+        chain_id_numeric=SIWX_CHAIN_ID.split(":", 1)[1],
+        nonce=nonce,
+        issued_at=issued_at,
+        expiration_time=expiration_time,
+        resources=resources,
+    )
+    signed = account.sign_message(encode_defunct(text=message))
+    payload: dict[str, object] = {
+        "domain": domain,
+        "address": account.address,
+        "statement": statement,
+        "uri": uri,
+        "version": "1",
+        "chainId": SIWX_CHAIN_ID,
+        "type": "eip191",
+        "nonce": nonce,
+        "issuedAt": issued_at,
+        "expirationTime": expiration_time,
+        "signature": "0x" + bytes(signed.signature).hex(),
+    }
+    if resources:
+        payload["resources"] = list(resources)
+    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return base64.b64encode(raw).decode("ascii")
