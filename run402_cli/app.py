@@ -79,7 +79,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         command = typer.main.get_command(app)
         try:
             result = command.main(args=args, prog_name="run402", standalone_mode=False)
-        except cx.Abort:
+        except typer.Abort:
             raise Run402Error("Aborted.", code="ABORTED") from None
         except cx.NoArgsIsHelpError as exc:
             output.emit_text(exc.ctx.get_help())

@@ -215,13 +215,11 @@ def from_click_error(exc: Exception) -> UsageError:
             details={"flag": flag, "closest": closest},
         )
     if isinstance(exc, cx.BadParameter):
-        hint_src = exc.param.get_error_hint(exc.ctx) if exc.param is not None and exc.ctx else None
+        hint_src = exc.param.get_error_hint() if exc.param is not None else None
         flag = hint_src.strip("'").split(" / ")[0].strip("'") if hint_src else None
-        details = {"flag": flag} if flag else None
-        if isinstance(exc, cx.MissingParameter):
-            code = "BAD_FLAG" if flag and flag.startswith("-") else "BAD_USAGE"
-        else:
-            code = "BAD_FLAG"
+        is_flag = bool(flag and flag.startswith("-"))
+        details = ({"flag": flag} if is_flag else {"argument": flag}) if flag else None
+        code = "BAD_USAGE" if isinstance(exc, cx.MissingParameter) and not is_flag else "BAD_FLAG"
         return UsageError(exc.format_message(), code=code, details=details, hint=_help_hint(exc))
     if isinstance(exc, cx.BadOptionUsage):
         return UsageError(exc.format_message(), code="BAD_FLAG", details={"flag": exc.option_name},

@@ -94,6 +94,19 @@ def _run402(args: list[str], env: dict[str, str], timeout: float = 300) -> subpr
     )
 
 
+def destroy_local(local_dir: Path) -> None:
+    """Remove a stopped test gateway's data, including a cluster placed outside it (root)."""
+    import shutil
+
+    from run402_cli.local.pgcluster import PgCluster
+
+    try:
+        PgCluster(local_dir).destroy()
+    except Exception:
+        pass
+    shutil.rmtree(local_dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def gateway() -> Any:
     local_dir = Path(tempfile.mkdtemp(prefix="run402-test-local-"))
@@ -108,6 +121,7 @@ def gateway() -> Any:
         yield Gateway(api_base=api_base, local_dir=local_dir, env=env)
     finally:
         _run402(["local", "down"], env, timeout=120)
+        destroy_local(local_dir)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -48,6 +49,7 @@ def serve(local_dir: Path, port: int) -> None:
         filename=layout.logs_dir / "gateway.log", level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # health probes would flood the log
     secrets = layout.secrets()
     api_base = f"http://127.0.0.1:{port}"
     log.info("starting gateway pid=%s dir=%s api_base=%s", os.getpid(), local_dir, api_base)
@@ -88,6 +90,9 @@ def serve(local_dir: Path, port: int) -> None:
                             "started_at": time.time(), "local_dir": str(local_dir)})
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
                                                access_log=False, timeout_graceful_shutdown=10))
+        # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler that
+        # was installed before it; a no-op one lets us reach `finally` and stop the stack.
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
         server.run()
     finally:
         log.info("stopping gateway")
