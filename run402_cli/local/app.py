@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -9,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from run402_cli.local import projects, service, tiers, wallets
+from run402_cli.local import projects, rest, service, tiers, wallets
 from run402_cli.local.context import GatewayContext
 from run402_cli.local.errors import GatewayError, handle_gateway_error, handle_unexpected
 
@@ -31,8 +35,19 @@ def build_app(ctx: GatewayContext) -> Starlette:
         *tiers.routes,
         *wallets.routes,
         *projects.routes,
+        *rest.routes,
     ]
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # One pooled client to PostgREST for the whole process.
+        app.state.postgrest_client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+        try:
+            yield
+        finally:
+            await app.state.postgrest_client.aclose()
+
     app = Starlette(
+        lifespan=lifespan,
         routes=route_table,
         exception_handlers={GatewayError: handle_gateway_error, 404: _not_found, 405: _not_found,
                             Exception: handle_unexpected},

@@ -17,7 +17,10 @@ from run402_cli.local.errors import GatewayError
 from run402_cli.local.siwx import SiwxError, verify_siwx
 from run402_cli.local.x402 import payment_required, payment_required_header
 
-__all__ = ["Project", "mint_key", "project_from_service_key", "request_origin", "wallet_from_siwx"]
+__all__ = [
+    "Project", "bearer_token", "load_project", "mint_key", "project_from_service_key", "request_origin",
+    "verify_project_token", "wallet_from_siwx",
+]
 
 
 def request_origin(request: Request) -> tuple[str, str]:
@@ -94,33 +97,54 @@ def mint_key(project: Project, role: str) -> str:
                         project.jwt_secret, algorithm="HS256")
 
 
-def _bearer(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
     return request.headers.get("apikey")
 
 
+def verify_project_token(ctx: GatewayContext, token: str) -> tuple[Project, dict]:
+    """Any project JWT (anon key, service key, user access token): the project it names must
+    exist and have signed it. HS256 only; `exp` is enforced when present (user tokens)."""
+    try:
+        unverified = pyjwt.decode(token, options={"verify_signature": False})
+        header = pyjwt.get_unverified_header(token)
+    except pyjwt.PyJWTError:
+        raise GatewayError(401, "UNAUTHORIZED", "Malformed token", category="auth") from None
+    if header.get("alg") != "HS256" or not isinstance(unverified.get("project_id"), str):
+        raise GatewayError(401, "UNAUTHORIZED", "Token is not a Run402 project token", category="auth")
+    project = load_project(ctx, unverified["project_id"])
+    if project is None:
+        raise GatewayError(401, "UNAUTHORIZED", "Token names an unknown project", category="auth")
+    try:
+        claims = pyjwt.decode(token, project.jwt_secret, algorithms=["HS256"],
+                              options={"require": ["role", "project_id"]})
+    except pyjwt.ExpiredSignatureError:
+        raise GatewayError(401, "UNAUTHORIZED", "Token expired", category="auth",
+                           hint="Refresh the session (grant_type=refresh_token)") from None
+    except pyjwt.PyJWTError:
+        raise GatewayError(401, "UNAUTHORIZED", "Invalid token signature", category="auth") from None
+    if claims.get("role") in ("authenticated", "project_admin") and "exp" not in claims:
+        raise GatewayError(401, "UNAUTHORIZED", "User tokens must expire", category="auth")
+    return project, claims
+
+
 def project_from_service_key(request: Request, ctx: GatewayContext, project_id: str) -> Project:
     """The project named in the path, if the caller holds *its* service key; else 401/403/404."""
-    token = _bearer(request)
+    token = bearer_token(request)
     if not token:
         raise GatewayError(401, "UNAUTHORIZED", "Missing service key (Authorization: Bearer <service_key>)",
                            category="auth")
     try:
-        claims = pyjwt.decode(token, options={"verify_signature": False})
+        named = pyjwt.decode(token, options={"verify_signature": False}).get("project_id")
     except pyjwt.PyJWTError:
         raise GatewayError(401, "UNAUTHORIZED", "Malformed project key", category="auth") from None
-    if claims.get("project_id") != project_id:
-        raise GatewayError(403, "FORBIDDEN", "This key belongs to a different project", category="auth")
-    project = load_project(ctx, project_id)
-    if project is None:
+    if load_project(ctx, project_id) is None:
         raise GatewayError(404, "PROJECT_NOT_FOUND", f"Project {project_id} not found", category="lifecycle")
-    try:
-        claims = pyjwt.decode(token, project.jwt_secret, algorithms=["HS256"],
-                              options={"require": ["role", "project_id"]})
-    except pyjwt.PyJWTError:
-        raise GatewayError(401, "UNAUTHORIZED", "Invalid project key signature", category="auth") from None
+    if named != project_id:
+        raise GatewayError(403, "FORBIDDEN", "This key belongs to a different project", category="auth")
+    project, claims = verify_project_token(ctx, token)
     if claims.get("role") != "service_role":
         raise GatewayError(403, "FORBIDDEN", "This endpoint needs the project's service key", category="auth")
     with ctx.pool.connection() as conn:

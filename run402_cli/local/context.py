@@ -22,3 +22,9 @@ class GatewayContext:
     treasury_address: str       # the local testnet payee (lowercase)
     cas_dir: str
     started_at: float = field(default_factory=time.time)
+    # When a project's schema last changed (monotonic): PostgREST reloads its schema cache
+    # asynchronously after a NOTIFY, so the proxy retries "not found" for a moment after it.
+    schema_changed_at: float = 0.0
+
+    def schema_changed(self) -> None:
+        self.schema_changed_at = time.monotonic()

@@ -126,7 +126,9 @@ def _provision_sync(request: Request, ctx: Any, tier: str, name: str | None) -> 
         current, _s, _e = active_tier(conn, wallet)
     if current is not None:
         with ctx.pool.connection() as conn, conn.transaction():
-            return JSONResponse(_create_project(conn, wallet, current, name), status_code=201)
+            created = _create_project(conn, wallet, current, name)
+        ctx.schema_changed()
+        return JSONResponse(created, status_code=201)
 
     # No active tier: the provision request itself is the paid surface; paying subscribes the
     # wallet to the requested tier and creates the project in the same transaction.
@@ -136,6 +138,7 @@ def _provision_sync(request: Request, ctx: Any, tier: str, name: str | None) -> 
 
     result, _payer = charge(request, ctx, amount=TIERS[tier]["price_micros"], kind="tier_" + tier,
                             description=f"Run402 {tier} tier + project", grant=grant)
+    ctx.schema_changed()
     return JSONResponse(result, status_code=201)
 
 
@@ -154,6 +157,7 @@ def _delete(request: Request) -> JSONResponse:
         conn.execute("UPDATE run402_meta.projects SET status = 'purged', deleted_at = now() WHERE id = %s",
                      (project.id,))
         refresh_postgrest(conn)
+    ctx.schema_changed()
     return JSONResponse({"status": "purged", "project_id": project.id})
 
 
@@ -235,7 +239,15 @@ def _sql_sync(request: Request, ctx: Any, query: str, params: list[Any] | None) 
                                      "hint": diag.message_hint, "position": diag.statement_position}.items() if v}
         raise GatewayError(400, "SQL_ERROR", (diag.message_primary or str(exc)).strip(),
                            details=details) from None
+    _schema_may_have_changed(ctx)
     return JSONResponse({"status": "ok", "schema": slot, "rows": rows, "rowCount": max(rowcount, 0)})
+
+
+def _schema_may_have_changed(ctx: Any) -> None:
+    """Project SQL may have created or altered tables: PostgREST must reload its cache."""
+    with ctx.pool.connection() as conn:
+        conn.execute("NOTIFY pgrst, 'reload schema'")
+    ctx.schema_changed()
 
 
 _SCHEMA_SQL = """

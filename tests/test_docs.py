@@ -1,0 +1,71 @@
+"""The generated docs stay in step with the command tree, and every command documents itself.
+
+Why: agents read `llms-cli.txt` and `--help`, not the source (STYLE §2.3, §2.5). A command
+without help or an example, or a reference that lags the tree, is a bug an agent pays for.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from contextlib import redirect_stderr, redirect_stdout
+
+import pytest
+
+from run402_cli import _docs
+from run402_cli.app import run
+
+REGEN = f"run: {_docs.REGEN}"
+NODES = _docs.tree()
+LEAVES = [n for n in NODES if not n.children]
+
+
+def test_generated_files_are_fresh() -> None:
+    files = _docs.render()
+    assert sorted(files) == sorted(_docs.FILES)
+    stale = _docs.check(_docs.ROOT, files)
+    assert not stale, f"stale generated files {stale}; {REGEN}"
+
+
+def test_render_is_deterministic() -> None:
+    assert _docs.render() == _docs.render(), REGEN
+
+
+@pytest.mark.parametrize("path", [n.path[1:] for n in NODES], ids=[n.name for n in NODES])
+def test_help_exits_0_on_stdout(path: tuple[str, ...]) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = run([*path, "--help"])
+    assert code == 0, err.getvalue()
+    assert out.getvalue().startswith("Usage: run402"), out.getvalue()
+    assert err.getvalue() == ""
+
+
+@pytest.mark.parametrize("node", LEAVES, ids=[n.name for n in LEAVES])
+def test_command_is_documented(node: _docs.Node) -> None:
+    assert node.doc.strip(), f"{node.name}: no docstring"
+    assert "Example:" in node.doc, f"{node.name}: the docstring needs an 'Example:' line"
+    reference = (_docs.ROOT / "llms-cli.txt").read_text(encoding="utf-8")
+    heading = f"\n\n{node.name}\n{'-' * len(node.name)}\n"
+    assert heading in reference, f"{node.name} is missing from llms-cli.txt; {REGEN}"
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        (["run402", ""], {"projects", "local"}),
+        (["run402", "projects", ""], {"list", "provision"}),
+        (["run402", "local", "logs", "--"], {"--lines", "--service", "--help"}),
+        (["run402", "local", "logs", "-n", "5", "--s"], {"--service"}),
+    ],
+)
+def test_bash_completion(words: list[str], expected: set[str]) -> None:
+    script = (
+        f"source {_docs.ROOT / 'completions/run402.bash'}\n"
+        f"COMP_WORDS=({' '.join(_docs._sq(w) for w in words)}); COMP_CWORD={len(words) - 1}\n"
+        '_run402; printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    proc = subprocess.run(["bash", "--norc", "-c", script], capture_output=True, text=True, timeout=30)
+    assert expected <= set(proc.stdout.split()), proc.stdout + proc.stderr
