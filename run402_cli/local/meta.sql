@@ -60,3 +60,23 @@ CREATE TABLE IF NOT EXISTS run402_meta.projects (
     deleted_at          timestamptz
 );
 CREATE INDEX IF NOT EXISTS projects_wallet ON run402_meta.projects (wallet);
+
+-- The applied expose manifest of each project (the desired state it converges to).
+CREATE TABLE IF NOT EXISTS run402_meta.expose_manifests (
+    project_id          text PRIMARY KEY REFERENCES run402_meta.projects(id),
+    manifest            jsonb NOT NULL,
+    applied_at          timestamptz NOT NULL DEFAULT now()
+);
+
+-- Supabase-style helpers for policies: who is calling, from PostgREST's verified JWT claims.
+CREATE SCHEMA IF NOT EXISTS auth;
+GRANT USAGE ON SCHEMA auth TO PUBLIC;
+CREATE OR REPLACE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE AS
+$$ SELECT coalesce(nullif(current_setting('request.jwt.claims', true), ''), '{}')::jsonb $$;
+CREATE OR REPLACE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS
+$$ SELECT nullif(auth.jwt() ->> 'sub', '')::uuid $$;
+CREATE OR REPLACE FUNCTION auth.role() RETURNS text LANGUAGE sql STABLE AS
+$$ SELECT coalesce(auth.jwt() ->> 'app_role', 'anon') $$;
+CREATE OR REPLACE FUNCTION auth.email() RETURNS text LANGUAGE sql STABLE AS
+$$ SELECT auth.jwt() ->> 'email' $$;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA auth TO PUBLIC;

@@ -68,7 +68,9 @@ def _create_project(conn: psycopg.Connection, wallet: str, tier: str, name: str 
     anon, authed, service = _ident(slot, "anon"), _ident(slot, "authenticated"), _ident(slot, "service")
     schema = sql.Identifier(slot)
     for stmt in (
-        sql.SQL("CREATE ROLE {} NOLOGIN NOINHERIT").format(owner),
+        # BYPASSRLS: `projects sql` acts for the project's operator (as the service key does), so the
+        # policies that FORCE ROW LEVEL SECURITY puts on the owner must not hide rows from it.
+        sql.SQL("CREATE ROLE {} NOLOGIN NOINHERIT BYPASSRLS").format(owner),
         sql.SQL("CREATE ROLE {} LOGIN NOINHERIT PASSWORD {}").format(sqlrole, sql.Literal(sql_password)),
         sql.SQL("GRANT {} TO {}").format(owner, sqlrole),
         sql.SQL("ALTER ROLE {} SET statement_timeout = {}").format(sqlrole, sql.Literal(_STATEMENT_TIMEOUT)),

@@ -98,3 +98,41 @@ def test_help_exits_zero_without_touching_anything(cli, isolated_config):
         assert res.code == 0
         assert "Example:" in res.stdout or args == ["service", "--help"]
     assert not isolated_config.exists()
+
+
+MY_MODULES = ["init", "status", "allowance", "tier", "projects", "service"]
+MY_COMMANDS = [
+    ["init"], ["status"],
+    ["allowance", "create"], ["allowance", "status"], ["allowance", "fund"],
+    ["allowance", "balance"], ["allowance", "export"],
+    ["tier", "status"], ["tier", "set"],
+    ["projects", "quote"], ["projects", "provision"], ["projects", "list"], ["projects", "use"],
+    ["projects", "info"], ["projects", "keys"], ["projects", "sql"], ["projects", "schema"],
+    ["projects", "usage"], ["projects", "delete"],
+    ["service", "status"], ["service", "health"],
+]
+
+
+@pytest.mark.parametrize("command", MY_COMMANDS, ids=" ".join)
+def test_every_command_has_help_with_an_example(cli, isolated_config, command):
+    res = cli(*command, "--help")
+    assert res.code == 0 and res.stderr == ""
+    example = [ln.strip() for ln in res.stdout.splitlines() if ln.strip().startswith("Example:")]
+    assert example and example[0].startswith("Example: run402 " + command[0])
+    assert cli(*command, "-h").stdout == res.stdout
+    assert not isolated_config.exists()
+
+
+def test_command_modules_import_nothing_heavy():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        + "".join(f"import run402_cli.commands.{m}\n" for m in MY_MODULES)
+        + "bad = [m for m in sys.modules if m.split('.')[0] in ('httpx', 'eth_account', 'pydantic')"
+        " or m.startswith(('run402_cli.api', 'run402_cli.config', 'run402_cli.wallet'))]\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
