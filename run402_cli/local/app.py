@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from run402_cli.local import expose, projects, rest, service, tiers, wallets
+from run402_cli.local import expose, projects, rest, service, tiers, users, wallets
 from run402_cli.local.context import GatewayContext
 from run402_cli.local.errors import GatewayError, handle_gateway_error, handle_unexpected
 
@@ -37,6 +37,7 @@ def build_app(ctx: GatewayContext) -> Starlette:
         *expose.routes,
         *projects.routes,
         *rest.routes,
+        *users.routes,
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

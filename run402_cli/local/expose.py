@@ -117,8 +117,8 @@ def _apply_table(conn: psycopg.Connection, slot: str, item: dict[str, Any], cat:
             value = "auth.uid()" if is_uuid else "auth.uid()::text"
             conn.execute(sql.SQL(
                 "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                "IF NEW.{} IS NULL THEN NEW.{} := " + value + "; END IF; RETURN NEW; END $$"
-            ).format(fn, sql.Identifier(col), sql.Identifier(col)))
+                "IF auth.uid() IS NOT NULL THEN NEW.{} := " + value + "; END IF; RETURN NEW; END $$"
+            ).format(fn, sql.Identifier(col)))
             conn.execute(sql.SQL("ALTER FUNCTION {}() OWNER TO {}").format(fn, sql.Identifier(f"{slot}_owner")))
             conn.execute(sql.SQL("CREATE TRIGGER {} BEFORE INSERT ON {} FOR EACH ROW EXECUTE FUNCTION {}()").format(
                 sql.Identifier(f"{table}_set_owner"), t, fn))

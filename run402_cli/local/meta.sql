@@ -80,3 +80,57 @@ $$ SELECT coalesce(auth.jwt() ->> 'app_role', 'anon') $$;
 CREATE OR REPLACE FUNCTION auth.email() RETURNS text LANGUAGE sql STABLE AS
 $$ SELECT auth.jwt() ->> 'email' $$;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA auth TO PUBLIC;
+
+-- End users of each project (the project's own auth; passwords hashed with argon2id).
+CREATE TABLE IF NOT EXISTS run402_meta.users (
+    id                  uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    project_id          text NOT NULL REFERENCES run402_meta.projects(id),
+    email               text NOT NULL,
+    password_hash       text,
+    role                text NOT NULL DEFAULT 'authenticated' CHECK (role IN ('authenticated', 'project_admin')),
+    email_verified_at   timestamptz,
+    display_name        text,
+    avatar_url          text,
+    created_at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS users_project_email ON run402_meta.users (project_id, lower(email));
+
+-- Refresh tokens are stored hashed and used once: each refresh rotates.
+CREATE TABLE IF NOT EXISTS run402_meta.refresh_tokens (
+    token_hash          text PRIMARY KEY,
+    project_id          text NOT NULL,
+    user_id             uuid NOT NULL REFERENCES run402_meta.users(id) ON DELETE CASCADE,
+    expires_at          timestamptz NOT NULL,
+    used_at             timestamptz,
+    created_at          timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS run402_meta.magic_links (
+    token_hash          text PRIMARY KEY,
+    project_id          text NOT NULL,
+    email               text NOT NULL,
+    intent              text NOT NULL,
+    redirect_url        text NOT NULL,
+    client_state        text,
+    state_source        text NOT NULL,
+    expires_at          timestamptz NOT NULL,
+    used_at             timestamptz,
+    created_at          timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS run402_meta.auth_settings (
+    project_id          text PRIMARY KEY REFERENCES run402_meta.projects(id),
+    settings            jsonb NOT NULL
+);
+
+-- Mail the gateway "sends" for a project: captured here, never delivered.
+CREATE TABLE IF NOT EXISTS run402_meta.mailbox (
+    id                  bigserial PRIMARY KEY,
+    project_id          text NOT NULL,
+    to_address          text NOT NULL,
+    subject             text NOT NULL,
+    body_text           text NOT NULL,
+    kind                text NOT NULL,
+    created_at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS mailbox_project ON run402_meta.mailbox (project_id, id);

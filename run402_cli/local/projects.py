@@ -156,6 +156,9 @@ def _delete(request: Request) -> JSONResponse:
             role = _ident(slot, suffix)
             conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
             conn.execute(sql.SQL("DROP ROLE {}").format(role))
+        for table in ("refresh_tokens", "magic_links", "mailbox", "users", "auth_settings", "expose_manifests"):
+            conn.execute(sql.SQL("DELETE FROM run402_meta.{} WHERE project_id = %s").format(sql.Identifier(table)),
+                         (project.id,))
         conn.execute("UPDATE run402_meta.projects SET status = 'purged', deleted_at = now() WHERE id = %s",
                      (project.id,))
         refresh_postgrest(conn)
