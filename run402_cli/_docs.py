@@ -91,7 +91,8 @@ def _choices(param: Any) -> tuple[str, ...]:
 
 def _param(param: Any, ctx: Any) -> Param:
     option = param.param_type_name == "option"
-    opts = tuple(param.opts) + tuple(param.secondary_opts) if option else ()
+    # Sorted: Click builds the help option's spellings from a set, so their order varies by run.
+    opts = tuple(sorted(param.opts, key=lambda o: (not o.startswith("--"), o))) + tuple(param.secondary_opts) if option else ()
     takes_value = option and not getattr(param, "is_flag", False) and not getattr(param, "count", False)
     return Param(
         kind="option" if option else "argument",

@@ -21,25 +21,29 @@ __all__ = ["StrictCommand", "client", "group", "parse_json_flag", "settings"]
 
 class StrictCommand(TyperCommand):
     """Click happily takes `--name --tier x` as name="--tier". The official CLI calls a value
-    flag followed by another flag BAD_FLAG; so do we, before anything runs."""
+    flag followed by another flag (or by nothing) BAD_FLAG; so do we, before anything runs."""
 
     def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
-        rest = super().parse_args(ctx, args)
-        for param in self.params:
-            if getattr(param, "is_flag", False) or not getattr(param, "opts", None):
-                continue
-            if not any(o.startswith("-") for o in param.opts):
-                continue
-            value = ctx.params.get(param.name)
-            if isinstance(value, str) and value.startswith("--"):
-                flag = max(param.opts, key=len)
-                raise UsageError(
-                    f"Flag {flag} needs a value, got another flag: {value}",
-                    code="BAD_FLAG",
-                    details={"flag": flag},
-                    hint=f"Run: {ctx.command_path} --help",
-                )
-        return rest
+        if not any(a in ("--help", "-h") for a in args):
+            value_flags = {
+                opt: max(param.opts, key=len)
+                for param in self.params
+                if getattr(param, "opts", None) and not getattr(param, "is_flag", False)
+                and getattr(param, "param_type_name", "") == "option"
+                for opt in param.opts
+            }
+            for i, arg in enumerate(args):
+                if arg == "--":
+                    break
+                if arg in value_flags and i + 1 < len(args) and args[i + 1].startswith("--"):
+                    flag = value_flags[arg]
+                    raise UsageError(
+                        f"Flag {flag} needs a value, got another flag: {args[i + 1]}",
+                        code="BAD_FLAG",
+                        details={"flag": flag},
+                        hint=f"Run: {ctx.command_path} --help",
+                    )
+        return super().parse_args(ctx, args)
 
 
 def group(help: str) -> typer.Typer:

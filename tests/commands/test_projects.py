@@ -122,11 +122,6 @@ def test_provision_bad_input(cli, isolated_config, args, code):
     assert files(isolated_config) == before
 
 
-@pytest.mark.xfail(
-    reason="needs commands/_options.StrictCommand to pre-scan argv: Click takes '--tier' as the "
-    "value of --name and then fails on the extra 'x' (BAD_USAGE) before the BAD_FLAG check runs",
-    strict=False,
-)
 @pytest.mark.parametrize("args", [["--name", "--tier", "x"], ["--tier", "--name", "x"]])
 def test_provision_value_flag_followed_by_a_flag(cli, isolated_config, args):
     seed_allowance()
