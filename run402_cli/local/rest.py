@@ -35,7 +35,7 @@ _HOP_BY_HOP = {
 # Never forwarded from the client: credentials are re-minted, the schema is ours to pick.
 _CLIENT_DROP = _HOP_BY_HOP | {"apikey", "authorization", "accept-profile", "content-profile", "cookie",
                               "accept-encoding"}
-_RESPONSE_DROP = _HOP_BY_HOP | {"content-encoding"}
+_RESPONSE_DROP = _HOP_BY_HOP | {"content-encoding", "date", "server"}  # uvicorn sets its own
 _ROLE_MAP = {"anon": "anon", "authenticated": "authenticated", "project_admin": "authenticated"}
 # PostgREST answers these while its schema cache still lacks a just-created object.
 _CACHE_MISS_CODES = {"PGRST205", "PGRST202", "PGRST106", "42P01", "42883"}

@@ -6,42 +6,22 @@ import httpx
 import jwt
 import pytest
 
-from run402_cli.api.client import Client
-from run402_cli.config import Settings, write_allowance
 from run402_cli.errors import ApiError, Unauthorized
-from run402_cli.wallet import address_of, generate_private_key
-
-
-def _provision(api) -> dict:
-    settings = Settings()
-    key = generate_private_key()
-    address = address_of(key)
-    write_allowance(settings.allowance_path, {"address": address, "privateKey": key})
-    client = Client(settings)
-    client.request("POST", "/faucet/v1", json={"address": address}, wallet_auth=False)
-    project = client.request("POST", "/projects/v1", json={"tier": "prototype", "name": "iso"})
-    project["client"] = client
-    return project
-
-
-def _sql(project: dict, query: str, key: str | None = None, project_id: str | None = None):
-    return project["client"].request(
-        "POST", f"/projects/v1/admin/{project_id or project['project_id']}/sql",
-        content=query, content_type="text/plain", bearer=key or project["service_key"])
+from tests.local._support import provision, sql as _sql
 
 
 @pytest.fixture
 def two_projects(api, tmp_path, monkeypatch):
     monkeypatch.setenv("RUN402_CONFIG_DIR", str(tmp_path / "a"))
-    a = _provision(api)
+    a = provision()
     monkeypatch.setenv("RUN402_CONFIG_DIR", str(tmp_path / "b"))
-    b = _provision(api)
+    b = provision()
     _sql(b, "create table secrets (id int primary key, v text); insert into secrets values (1, 'b-only')")
     return a, b
 
 
 def test_provision_without_a_tier_pays_for_it(api):
-    project = _provision(api)
+    project = provision()
     assert project["project_id"].startswith("prj_")
     assert project["schema_slot"].startswith("p")
     claims = jwt.decode(project["anon_key"], options={"verify_signature": False})
