@@ -15,8 +15,12 @@ fi
 . .venv/bin/activate
 if ! python -c "import run402_cli, starlette, psycopg, pytest, hypothesis" >/dev/null 2>&1 \
    || [ pyproject.toml -nt .venv/.run402-installed ]; then
-  python -m pip install -q --upgrade pip >/dev/null
-  python -m pip install -q -e ".[local,test]"
+  log=".venv/pip-install.log"
+  if ! { python -m pip install -q --upgrade pip && python -m pip install -q -e ".[local,test]"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "bootstrap: pip install failed (log above, also in $log)" >&2
+    exit 1
+  fi
   touch .venv/.run402-installed
 fi
 
