@@ -4,12 +4,13 @@
 
 _run402_subcommands() {
     case "$1" in
-        'run402') echo 'init status allowance tier projects service local' ;;
+        'run402') echo 'init status allowance tier projects auth service local' ;;
         'run402 allowance') echo 'create status fund balance export' ;;
         'run402 tier') echo 'status set' ;;
-        'run402 projects') echo 'quote provision use list info keys sql schema usage delete' ;;
+        'run402 projects') echo 'quote provision use list info keys sql schema usage delete rest apply-expose get-expose validate-expose promote-user demote-user' ;;
+        'run402 auth') echo 'magic-link verify create-user invite-user set-password settings providers' ;;
         'run402 service') echo 'status health' ;;
-        'run402 local') echo 'up down status logs' ;;
+        'run402 local') echo 'up down status logs mailbox' ;;
     esac
 }
 
@@ -38,6 +39,20 @@ _run402_flags() {
         'run402 projects schema') echo '--help -h' ;;
         'run402 projects usage') echo '--help -h' ;;
         'run402 projects delete') echo '--confirm --help -h' ;;
+        'run402 projects rest') echo '--method --body --help -h' ;;
+        'run402 projects apply-expose') echo '--file --help -h' ;;
+        'run402 projects get-expose') echo '--help -h' ;;
+        'run402 projects validate-expose') echo '--file --migration-file --migration-sql --help -h' ;;
+        'run402 projects promote-user') echo '--help -h' ;;
+        'run402 projects demote-user') echo '--help -h' ;;
+        'run402 auth') echo '--help -h' ;;
+        'run402 auth magic-link') echo '--email --redirect --intent --state --project --help -h' ;;
+        'run402 auth verify') echo '--token --project --help -h' ;;
+        'run402 auth create-user') echo '--email --admin --invite --redirect --state --project --help -h' ;;
+        'run402 auth invite-user') echo '--email --redirect --admin --state --project --help -h' ;;
+        'run402 auth set-password') echo '--token --new --current --project --help -h' ;;
+        'run402 auth settings') echo '--allow-password-set --preferred --public-signup --require-admin-passkey --project --help -h' ;;
+        'run402 auth providers') echo '--project --help -h' ;;
         'run402 service') echo '--help -h' ;;
         'run402 service status') echo '--help -h' ;;
         'run402 service health') echo '--help -h' ;;
@@ -46,6 +61,7 @@ _run402_flags() {
         'run402 local down') echo '--help -h' ;;
         'run402 local status') echo '--help -h' ;;
         'run402 local logs') echo '--lines -n --service --help -h' ;;
+        'run402 local mailbox') echo '--to --help -h' ;;
     esac
 }
 
@@ -53,8 +69,19 @@ _run402_value_flags() {
     case "$1" in
         'run402 projects provision') echo '--tier --name' ;;
         'run402 projects sql') echo '--file --params' ;;
+        'run402 projects rest') echo '--method --body' ;;
+        'run402 projects apply-expose') echo '--file' ;;
+        'run402 projects validate-expose') echo '--file --migration-file --migration-sql' ;;
+        'run402 auth magic-link') echo '--email --redirect --intent --state --project' ;;
+        'run402 auth verify') echo '--token --project' ;;
+        'run402 auth create-user') echo '--email --admin --redirect --state --project' ;;
+        'run402 auth invite-user') echo '--email --redirect --admin --state --project' ;;
+        'run402 auth set-password') echo '--token --new --current --project' ;;
+        'run402 auth settings') echo '--allow-password-set --preferred --public-signup --require-admin-passkey --project' ;;
+        'run402 auth providers') echo '--project' ;;
         'run402 local up') echo '--port' ;;
         'run402 local logs') echo '--lines -n --service' ;;
+        'run402 local mailbox') echo '--to' ;;
     esac
 }
 

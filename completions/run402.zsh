@@ -6,13 +6,14 @@ _run402_node() {  # sets names, subs, flags, vflags for the command path $1
     names=() subs=() flags=() vflags=()
     case $1 in
         ('run402')
-            names=('init' 'status' 'allowance' 'tier' 'projects' 'service' 'local')
+            names=('init' 'status' 'allowance' 'tier' 'projects' 'auth' 'service' 'local')
             subs=(
                 'init:Set up: config dir, allowance, test funds, tier status and the next...'
                 'status:Show allowance, tier, balances and projects in one JSON document.'
                 'allowance:The agent allowance: a local wallet that pays for tiers (x402).'
                 'tier:Your wallet'\''s tier subscription: status, and set (pays with x402).'
-                'projects:Postgres projects: provision, keys, SQL, schema, usage, delete.'
+                'projects:Postgres projects: provision, keys, SQL, REST, expose manifest,...'
+                'auth:A project'\''s end-user auth: magic links, users, passwords, settings,...'
                 'service:Service status and health of the Run402 API (no auth needed).'
                 'local:The local gateway: real PostgreSQL + PostgREST + the Run402 API on...'
             )
@@ -105,7 +106,7 @@ _run402_node() {  # sets names, subs, flags, vflags for the command path $1
             )
             ;;
         ('run402 projects')
-            names=('quote' 'provision' 'use' 'list' 'info' 'keys' 'sql' 'schema' 'usage' 'delete')
+            names=('quote' 'provision' 'use' 'list' 'info' 'keys' 'sql' 'schema' 'usage' 'delete' 'rest' 'apply-expose' 'get-expose' 'validate-expose' 'promote-user' 'demote-user')
             subs=(
                 'quote:Show the tiers with their prices and limits.'
                 'provision:Provision a new Postgres project and make it the active project.'
@@ -117,6 +118,12 @@ _run402_node() {  # sets names, subs, flags, vflags for the command path $1
                 'schema:Inspect a project'\''s tables, columns, constraints and RLS policies.'
                 'usage:Show a project'\''s API calls and storage against its limits.'
                 'delete:Delete a project now and for good (schema, functions, sites, blobs,...'
+                'rest:Query a table through the REST API (PostgREST) with the project'\''s...'
+                'apply-expose:Apply an expose manifest: which tables, views and RPCs...'
+                'get-expose:Show the project'\''s expose manifest (applied, or introspected from t...'
+                'validate-expose:Validate an expose manifest without applying it; findings are data...'
+                'promote-user:Promote a project user to the project_admin role.'
+                'demote-user:Demote a project_admin back to the authenticated role.'
             )
             flags=(
                 '--help:Show this message and exit.'
@@ -190,6 +197,144 @@ _run402_node() {  # sets names, subs, flags, vflags for the command path $1
                 '-h:Show this message and exit.'
             )
             ;;
+        ('run402 projects rest')
+            flags=(
+                '--method:GET (default), POST, PATCH or DELETE.'
+                '--body:JSON to send with POST (rows to insert) or PATCH (columns to set).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--method' '--body')
+            ;;
+        ('run402 projects apply-expose')
+            flags=(
+                '--file:Read the manifest from this JSON file.'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--file')
+            ;;
+        ('run402 projects get-expose')
+            flags=(
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            ;;
+        ('run402 projects validate-expose')
+            flags=(
+                '--file:Read the manifest from this JSON file.'
+                '--migration-file:Migration SQL to check references against (never run).'
+                '--migration-sql:Inline migration SQL to check references against (never run).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--file' '--migration-file' '--migration-sql')
+            ;;
+        ('run402 projects promote-user')
+            flags=(
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            ;;
+        ('run402 projects demote-user')
+            flags=(
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            ;;
+        ('run402 auth')
+            names=('magic-link' 'verify' 'create-user' 'invite-user' 'set-password' 'settings' 'providers')
+            subs=(
+                'magic-link:Send a one-time sign-in link (15 minutes); the first use creates th...'
+                'verify:Exchange a magic-link token for a session (access_token +...'
+                'create-user:Create or update a project user with the service key (optionally...'
+                'invite-user:Create or update a user and send them a trusted invite link.'
+                'set-password:Set, change or reset a user'\''s password, as that user (their access...'
+                'settings:Update a project'\''s auth settings with the service key (at least one...'
+                'providers:List the sign-in methods a project'\''s users can use.'
+            )
+            flags=(
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            ;;
+        ('run402 auth magic-link')
+            flags=(
+                '--email:Required: the recipient'\''s email.'
+                '--redirect:Required: where the link lands.'
+                '--intent:signin (default), invite (uses the service key), claim or recovery.'
+                '--state:client_state returned by verify.'
+                '--project:prj_... (default: the active project).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--email' '--redirect' '--intent' '--state' '--project')
+            ;;
+        ('run402 auth verify')
+            flags=(
+                '--token:Required: the one-time magic-link token.'
+                '--project:prj_... (default: the active project).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--token' '--project')
+            ;;
+        ('run402 auth create-user')
+            flags=(
+                '--email:Required: the user'\''s email.'
+                '--admin:true or false: set project_admin.'
+                '--invite:Also send a trusted invite link.'
+                '--redirect:Where the invite lands (needed with --invite).'
+                '--state:client_state for the invite.'
+                '--project:prj_... (default: the active project).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--email' '--admin' '--redirect' '--state' '--project')
+            ;;
+        ('run402 auth invite-user')
+            flags=(
+                '--email:Required: the user'\''s email.'
+                '--redirect:Required: where the invite lands.'
+                '--admin:true or false: set project_admin first.'
+                '--state:client_state for the invite.'
+                '--project:prj_... (default: the active project).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--email' '--redirect' '--admin' '--state' '--project')
+            ;;
+        ('run402 auth set-password')
+            flags=(
+                '--token:Required: the user'\''s access_token.'
+                '--new:Required: the new password.'
+                '--current:The current password, once one is set.'
+                '--project:prj_... (default: the active project).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--token' '--new' '--current' '--project')
+            ;;
+        ('run402 auth settings')
+            flags=(
+                '--allow-password-set:true or false: whether users may set passwords.'
+                '--preferred:password, magic_link, oauth_google, passkey or null.'
+                '--public-signup:open, known_email or invite_only.'
+                '--require-admin-passkey:true or false: project_admin sessions need a passkey.'
+                '--project:prj_... (default: the active project).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--allow-password-set' '--preferred' '--public-signup' '--require-admin-passkey' '--project')
+            ;;
+        ('run402 auth providers')
+            flags=(
+                '--project:prj_... (default: the active project).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project')
+            ;;
         ('run402 service')
             names=('status' 'health')
             subs=(
@@ -214,12 +359,13 @@ _run402_node() {  # sets names, subs, flags, vflags for the command path $1
             )
             ;;
         ('run402 local')
-            names=('up' 'down' 'status' 'logs')
+            names=('up' 'down' 'status' 'logs' 'mailbox')
             subs=(
                 'up:Start the local gateway in the background (or reuse the running one...'
                 'down:Stop the local gateway, PostgREST and PostgreSQL.'
                 'status:Whether the local gateway runs, where, and its health checks.'
                 'logs:The last lines of the gateway, PostgreSQL and PostgREST logs, as JSON.'
+                'mailbox:The mail the local gateway captured for a project (magic links,...'
             )
             flags=(
                 '--help:Show this message and exit.'
@@ -255,6 +401,14 @@ _run402_node() {  # sets names, subs, flags, vflags for the command path $1
                 '-h:Show this message and exit.'
             )
             vflags=('--lines' '-n' '--service')
+            ;;
+        ('run402 local mailbox')
+            flags=(
+                '--to:Only the mail sent to this address.'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--to')
             ;;
     esac
 }

@@ -20,6 +20,7 @@ GROUPS: list[tuple[str, str]] = [
     ("allowance", "run402_cli.commands.allowance"),
     ("tier", "run402_cli.commands.tier"),
     ("projects", "run402_cli.commands.projects"),
+    ("auth", "run402_cli.commands.auth"),
     ("service", "run402_cli.commands.service"),
     ("local", "run402_cli.commands.local"),
 ]

@@ -215,7 +215,7 @@ def from_click_error(exc: Exception) -> UsageError:
             details={"flag": flag, "closest": closest},
         )
     if isinstance(exc, cx.BadParameter):
-        hint_src = exc.param.get_error_hint() if exc.param is not None else None
+        hint_src = _error_hint(exc)
         flag = hint_src.strip("'").split(" / ")[0].strip("'") if hint_src else None
         is_flag = bool(flag and flag.startswith("-"))
         details = ({"flag": flag} if is_flag else {"argument": flag}) if flag else None
@@ -230,6 +230,16 @@ def from_click_error(exc: Exception) -> UsageError:
             msg = msg.replace("No such command", "Unknown command")
         return UsageError(msg, code="BAD_USAGE", hint=_help_hint(exc))
     return UsageError(str(exc))
+
+
+def _error_hint(exc: Any) -> str | None:
+    """The parameter's display name ('--port' / 'TIER'); Typer's Click changed the signature."""
+    if exc.param is None:
+        return None
+    try:
+        return exc.param.get_error_hint(exc.ctx)
+    except TypeError:
+        return exc.param.get_error_hint()
 
 
 def _help_hint(exc: Any) -> str | None:

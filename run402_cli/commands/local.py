@@ -1,6 +1,7 @@
-"""`run402 local up|down|status|logs`: the local Run402-compatible gateway.
+"""`run402 local up|down|status|logs|mailbox`: the local Run402-compatible gateway.
 
-The only module outside `run402_cli/local/` that imports it, and only inside the commands."""
+The only module outside `run402_cli/local/` that imports it, and only inside the commands.
+`mailbox` is a client of the running gateway (through `api/`), not of its internals."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Optional
 import typer
 
 from run402_cli import output
-from run402_cli.commands._options import group
-from run402_cli.errors import UsageError
+from run402_cli.commands._options import client, group, settings
+from run402_cli.errors import LocalError, UsageError
 
 app = group(
     "The local gateway: real PostgreSQL + PostgREST + the Run402 API on 127.0.0.1, no Docker. "
@@ -104,3 +105,54 @@ def logs(
 
     names = (service,) if service else _LOG_NAMES
     output.emit(supervisor.logs(_local_dir(), lines, names))
+
+
+@dataclass(frozen=True)
+class MailboxOptions:
+    project_id: Optional[str] = None
+    to: Optional[str] = None
+
+
+@app.command("mailbox")
+def mailbox(
+    ctx: typer.Context,
+    project_id: Optional[str] = typer.Argument(
+        None, metavar="[PROJECT_ID]", help="prj_... (default: the active project)."
+    ),
+    to: Optional[str] = typer.Option(None, "--to", help="Only the mail sent to this address."),
+) -> None:
+    """The mail the local gateway captured for a project (magic links, invites), newest first.
+
+    Example: run402 local mailbox --to ada@example.com | jq -r '.messages[0].body_text'
+    """
+    if project_id is not None and not project_id.startswith("prj_"):
+        raise UsageError(
+            f"Argument '{project_id[:64]}' is not a project id. Project IDs must start with 'prj_'.",
+            code="BAD_PROJECT_ID",
+            hint="Omit the project id to use the active project, or pass the full prj_... id.",
+            details={"value": project_id[:64], "expected_prefix": "prj_"},
+        )
+    if to is not None and not to.strip():
+        raise UsageError("--to must not be empty.", code="BAD_FLAG", details={"flag": "--to"})
+    run_mailbox(MailboxOptions(project_id=project_id, to=to), ctx)
+
+
+def run_mailbox(opts: MailboxOptions, ctx: typer.Context) -> None:
+    from run402_cli import config
+    from run402_cli.api import mailbox as mailbox_api
+
+    s = settings(ctx)
+    if not (s.env.get("RUN402_API_BASE") or "").strip():
+        raise LocalError(
+            "The mailbox lives in the local gateway, and RUN402_API_BASE does not point at one.",
+            code="BAD_ENV",
+            hint="export RUN402_API_BASE=$(run402 local up | jq -r .api_base)",
+            details={"variable": "RUN402_API_BASE"},
+        )
+    project_id, entry = config.resolve_project(s, opts.project_id)
+    c = client(ctx)
+    try:
+        data = mailbox_api.list_messages(c, project_id, entry["service_key"], opts.to)
+    finally:
+        c.close()
+    output.emit(data)

@@ -13,7 +13,7 @@ import pytest
 from run402_cli import config
 from run402_cli.api import projects as api_projects
 from run402_cli.api.client import Client
-from run402_cli.commands import projects as projects_cmd
+from run402_cli.commands.projects import core as projects_cmd
 from tests.commands._helpers import (
     files, mode, ok, ready, record, seed_allowance, seed_projects, usage_error,
 )

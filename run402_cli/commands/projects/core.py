@@ -1,85 +1,26 @@
 """`run402 projects quote|provision|list|use|info|keys|sql|schema|usage|delete`.
 
-Project-id positionals follow the official CLI (spec api-core §7.2): a first positional that
-starts with `prj_` is the project; otherwise the active project is used. `info`, `keys`,
-`schema`, `usage` and `delete` reject any other first positional (BAD_PROJECT_ID); `sql`
-takes one bare positional (the query).
+Project-id positionals: see `_common` (spec api-core §7.2).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
 
 from run402_cli import output
-from run402_cli.commands._options import client, group, parse_json_flag, settings
-from run402_cli.errors import LocalError, Run402Error, UsageError
+from run402_cli.commands._options import client, parse_json_flag, settings
+from run402_cli.commands.projects._common import (
+    RawEnvelope, app, bad_project_id, project_arg, read_file_flag, resolve, strict_project,
+)
+from run402_cli.errors import LocalError, UsageError
 
 TIERS = ("prototype", "hobby", "team")
 DESTROYS = ["schemas", "functions", "subdomains", "mailbox", "blobs", "secrets"]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-app = group(help="Postgres projects: provision, keys, SQL, schema, usage, delete.")
-
-
-
-def _project_arg() -> Any:
-    return typer.Argument(None, metavar="[PROJECT_ID]", help="prj_... (default: the active project).")
-
-
-class _RawEnvelope(Run402Error):
-    """An error the official CLI prints as a bare {status, code, message, details} line."""
-
-    def to_envelope(self) -> dict[str, Any]:
-        return {"status": "error", "code": self.code, "message": self.message, "details": self.details}
-
-
-def _bad_project_id(value: str) -> UsageError:
-    shown = value if len(value) <= 64 else value[:61] + "..."
-    return UsageError(
-        f"Argument '{shown}' is not a project id. Project IDs must start with 'prj_'.",
-        code="BAD_PROJECT_ID",
-        hint="Omit the project id to use the active project, or pass the full prj_... id.",
-        details={"value": shown, "expected_prefix": "prj_"},
-    )
-
-
-def _strict_project(value: Optional[str]) -> Optional[str]:
-    if value is not None and not value.startswith("prj_"):
-        raise _bad_project_id(value)
-    return value
-
-
-def _read_file_flag(path: str, flag: str) -> str:
-    p = Path(path)
-    if not p.exists():
-        raise UsageError(
-            f"File not found: {path}", code="FILE_NOT_FOUND", field=flag,
-            hint=f"Check that {flag} points to an existing file.", details={"path": path},
-        )
-    if not p.is_file():
-        kind = "directory" if p.is_dir() else "non-regular file"
-        raise UsageError(
-            f"{flag} points to a {kind}: {path}", code="NOT_A_FILE", field=flag,
-            details={"path": path},
-        )
-    try:
-        return p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(
-            f"Cannot read {flag} {path}: {exc}", code="BAD_FLAG", field=flag,
-            details={"flag": flag, "path": path},
-        ) from None
-
-
-def _project(ctx: typer.Context, project_id: Optional[str]) -> tuple[str, dict[str, Any]]:
-    from run402_cli import config
-
-    return config.resolve_project(settings(ctx), project_id)
 
 
 # --- quote ---------------------------------------------------------------------------------
@@ -207,12 +148,12 @@ def use(
 
     Example: run402 projects use prj_1700000000_0001
     """
-    run_use(UseOptions(project_id=_strict_project(project_id) or project_id), ctx)
+    run_use(UseOptions(project_id=strict_project(project_id) or project_id), ctx)
 
 
 def run_use(opts: UseOptions, ctx: typer.Context) -> None:
     s = settings(ctx)
-    project_id, _ = _project(ctx, opts.project_id)
+    project_id, _ = resolve(ctx, opts.project_id)
     s.keystore().set_active(project_id)
     output.emit({"status": "ok", "active_project_id": project_id}, compact=True)
 
@@ -251,17 +192,17 @@ class InfoOptions:
 
 
 @app.command("info")
-def info(ctx: typer.Context, project_id: Optional[str] = _project_arg()) -> None:
+def info(ctx: typer.Context, project_id: Optional[str] = project_arg()) -> None:
     """Show a project's REST URL and keys (local keystore only).
 
     Example: run402 projects info
     """
-    run_info(InfoOptions(project_id=_strict_project(project_id)), ctx)
+    run_info(InfoOptions(project_id=strict_project(project_id)), ctx)
 
 
 def run_info(opts: InfoOptions, ctx: typer.Context) -> None:
     api_base = settings(ctx).api_base
-    project_id, entry = _project(ctx, opts.project_id)
+    project_id, entry = resolve(ctx, opts.project_id)
     output.emit(
         {
             "project_id": project_id,
@@ -279,16 +220,16 @@ class KeysOptions:
 
 
 @app.command("keys")
-def keys(ctx: typer.Context, project_id: Optional[str] = _project_arg()) -> None:
+def keys(ctx: typer.Context, project_id: Optional[str] = project_arg()) -> None:
     """Print a project's anon_key and service_key (local keystore only).
 
     Example: run402 projects keys
     """
-    run_keys(KeysOptions(project_id=_strict_project(project_id)), ctx)
+    run_keys(KeysOptions(project_id=strict_project(project_id)), ctx)
 
 
 def run_keys(opts: KeysOptions, ctx: typer.Context) -> None:
-    project_id, entry = _project(ctx, opts.project_id)
+    project_id, entry = resolve(ctx, opts.project_id)
     output.emit(
         {
             "project_id": project_id,
@@ -334,7 +275,7 @@ def sql(
                 hint='Quote the query: run402 projects sql [id] "<sql>"',
             )
     elif positionals and (file is not None or len(positionals) > 1):
-        raise _bad_project_id(positionals[0])
+        raise bad_project_id(positionals[0])
     if positionals and file is not None:
         raise UsageError(
             "Provide either an inline query or --file <path>, not both.",
@@ -343,7 +284,7 @@ def sql(
     parsed: Optional[list[Any]] = None
     if params is not None:
         parsed = parse_json_flag("--params", params, expect=list)
-    text = _read_file_flag(file, "--file") if file is not None else (positionals[0] if positionals else "")
+    text = read_file_flag(file, "--file") if file is not None else (positionals[0] if positionals else "")
     if not text.strip():
         raise UsageError(
             "Missing SQL query.", hint='Provide it inline (run402 projects sql "SELECT 1") '
@@ -361,7 +302,7 @@ def sql(
 def run_sql(opts: SqlOptions, ctx: typer.Context) -> None:
     from run402_cli.api import projects
 
-    project_id, entry = _project(ctx, opts.project_id)
+    project_id, entry = resolve(ctx, opts.project_id)
     c = client(ctx)
     try:
         data = projects.sql(
@@ -382,18 +323,18 @@ class SchemaOptions:
 
 
 @app.command("schema")
-def schema(ctx: typer.Context, project_id: Optional[str] = _project_arg()) -> None:
+def schema(ctx: typer.Context, project_id: Optional[str] = project_arg()) -> None:
     """Inspect a project's tables, columns, constraints and RLS policies.
 
     Example: run402 projects schema
     """
-    run_schema(SchemaOptions(project_id=_strict_project(project_id)), ctx)
+    run_schema(SchemaOptions(project_id=strict_project(project_id)), ctx)
 
 
 def run_schema(opts: SchemaOptions, ctx: typer.Context) -> None:
     from run402_cli.api import projects
 
-    project_id, entry = _project(ctx, opts.project_id)
+    project_id, entry = resolve(ctx, opts.project_id)
     c = client(ctx)
     try:
         data = projects.schema(c, project_id, entry["service_key"])
@@ -408,18 +349,18 @@ class UsageOptions:
 
 
 @app.command("usage")
-def usage(ctx: typer.Context, project_id: Optional[str] = _project_arg()) -> None:
+def usage(ctx: typer.Context, project_id: Optional[str] = project_arg()) -> None:
     """Show a project's API calls and storage against its limits.
 
     Example: run402 projects usage
     """
-    run_usage(UsageOptions(project_id=_strict_project(project_id)), ctx)
+    run_usage(UsageOptions(project_id=strict_project(project_id)), ctx)
 
 
 def run_usage(opts: UsageOptions, ctx: typer.Context) -> None:
     from run402_cli.api import projects
 
-    project_id, entry = _project(ctx, opts.project_id)
+    project_id, entry = resolve(ctx, opts.project_id)
     c = client(ctx)
     try:
         data = projects.usage(c, project_id, entry["service_key"])
@@ -440,22 +381,22 @@ class DeleteOptions:
 @app.command("delete")
 def delete(
     ctx: typer.Context,
-    project_id: Optional[str] = _project_arg(),
+    project_id: Optional[str] = project_arg(),
     confirm: bool = typer.Option(False, "--confirm", help="Required: the delete is irreversible."),
 ) -> None:
     """Delete a project now and for good (schema, functions, sites, blobs, secrets).
 
     Example: run402 projects delete prj_1700000000_0001 --confirm
     """
-    run_delete(DeleteOptions(project_id=_strict_project(project_id), confirm=confirm), ctx)
+    run_delete(DeleteOptions(project_id=strict_project(project_id), confirm=confirm), ctx)
 
 
 def run_delete(opts: DeleteOptions, ctx: typer.Context) -> None:
     from run402_cli.api import projects
 
-    project_id, entry = _project(ctx, opts.project_id)
+    project_id, entry = resolve(ctx, opts.project_id)
     if not opts.confirm:
-        raise _RawEnvelope(
+        raise RawEnvelope(
             f"Destructive: deleting project {project_id} drops all DB schemas, functions, "
             "subdomains, mailbox, blobs, and secrets. This is irreversible. "
             "Re-run with --confirm to proceed.",
