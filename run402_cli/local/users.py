@@ -87,8 +87,17 @@ def _password(value: Any, field: str = "password") -> str:
     return value
 
 
+def _credential(request: Request, *, service: bool) -> str | None:
+    """Service-key routes read the Bearer token first: the official client sends the anon key
+    as `apikey` and the service key as `Authorization: Bearer` on them."""
+    auth = request.headers.get("authorization", "")
+    bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    apikey = request.headers.get("apikey")
+    return (bearer or apikey) if service else (apikey or bearer)
+
+
 def _project_from_apikey(request: Request, ctx: GatewayContext, *, service: bool = False) -> Project:
-    key = request.headers.get("apikey") or bearer_token(request)
+    key = _credential(request, service=service)
     if not key:
         raise _err(401, "UNAUTHORIZED", "Missing apikey header", hint="Send apikey: <anon_key>")
     project, claims = verify_project_token(ctx, key)
@@ -309,7 +318,7 @@ async def _magic_link(request: Request) -> JSONResponse:
         if state is not None and (not isinstance(state, str) or len(state) > 2048):
             raise _err(400, "INVALID_CLIENT_STATE", "client_state must be a string of at most 2048 characters")
         project = _project_from_apikey(request, ctx, service=(intent == "invite"))
-        key = request.headers.get("apikey") or bearer_token(request) or ""
+        key = _credential(request, service=(intent == "invite")) or ""
         source = "service_key" if verify_project_token(ctx, key)[1].get("role") == "service_role" else "anonymous"
         with ctx.pool.connection() as conn, conn.transaction():
             create_magic_link(conn, project, email=email, redirect_url=redirect, intent=intent,

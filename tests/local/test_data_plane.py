@@ -231,3 +231,21 @@ def test_an_invalid_manifest_reports_every_error_and_changes_nothing(api):
     types = sorted(e["type"] for e in env["errors"])
     assert types == ["grant-to-role-unknown", "missing-rpc", "missing-table", "unrestricted-ack-required"]
     assert _snapshot(project) == before
+
+
+def test_service_routes_accept_the_official_clients_headers(api):
+    """The Node CLI sends `apikey: <anon>` + `Authorization: Bearer <service>` on admin auth routes."""
+    project = provision("headers")
+    headers = {"apikey": project["anon_key"], "Authorization": f"Bearer {project['service_key']}"}
+    settings = httpx.patch(f"{api.api_base}/auth/v1/settings", headers=headers, json={"public_signup": "invite_only"})
+    assert settings.status_code == 200 and settings.json()["public_signup"] == "invite_only"
+    created = httpx.post(f"{api.api_base}/auth/v1/admin/users", headers=headers, json={"email": "x@example.com"})
+    assert created.status_code == 201
+    # ...while the anon key alone is still refused there.
+    anon_only = {"apikey": project["anon_key"], "Authorization": f"Bearer {project['anon_key']}"}
+    assert httpx.patch(f"{api.api_base}/auth/v1/settings", headers=anon_only,
+                       json={"public_signup": "open"}).status_code == 403
+    # invite_only: a stranger cannot sign up.
+    resp = httpx.post(f"{api.api_base}/auth/v1/signup", headers={"apikey": project["anon_key"]},
+                      json={"email": "stranger@example.com", "password": "long enough pw"})
+    assert resp.status_code == 403

@@ -242,7 +242,7 @@ def validate_expose(
     migration = (
         read_file_flag(migration_file, "--migration-file") if migration_file is not None else migration_sql
     )
-    if not raw and not sys.stdin.isatty():
+    if not raw and sys.stdin is not None and not sys.stdin.isatty():
         raw = sys.stdin.read()
     if not raw or not raw.strip():
         raise UsageError(
