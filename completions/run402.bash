@@ -4,11 +4,15 @@
 
 _run402_subcommands() {
     case "$1" in
-        'run402') echo 'init status allowance tier projects auth service local' ;;
+        'run402') echo 'init status allowance tier projects auth sites deploy subdomains service local' ;;
         'run402 allowance') echo 'create status fund balance export' ;;
         'run402 tier') echo 'status set' ;;
         'run402 projects') echo 'quote provision use list info keys sql schema usage delete rest apply-expose get-expose validate-expose promote-user demote-user' ;;
         'run402 auth') echo 'magic-link verify create-user invite-user set-password settings providers' ;;
+        'run402 sites') echo 'deploy-dir deploy' ;;
+        'run402 deploy') echo 'apply resume list events diagnose resolve release' ;;
+        'run402 deploy release') echo 'get active diff' ;;
+        'run402 subdomains') echo 'claim list delete' ;;
         'run402 service') echo 'status health' ;;
         'run402 local') echo 'up down status logs mailbox' ;;
     esac
@@ -53,6 +57,24 @@ _run402_flags() {
         'run402 auth set-password') echo '--token --new --current --project --help -h' ;;
         'run402 auth settings') echo '--allow-password-set --preferred --public-signup --require-admin-passkey --project --help -h' ;;
         'run402 auth providers') echo '--project --help -h' ;;
+        'run402 sites') echo '--help -h' ;;
+        'run402 sites deploy-dir') echo '--project --quiet --dry-run --confirm-prune --help -h' ;;
+        'run402 sites deploy') echo '--manifest --project --quiet --help -h' ;;
+        'run402 deploy') echo '--help -h' ;;
+        'run402 deploy apply') echo '--manifest --spec --project --quiet --final-only --allow-warning --allow-warnings --help -h' ;;
+        'run402 deploy resume') echo '--quiet --help -h' ;;
+        'run402 deploy list') echo '--project --limit --help -h' ;;
+        'run402 deploy events') echo '--project --help -h' ;;
+        'run402 deploy diagnose') echo '--project --method --help -h' ;;
+        'run402 deploy resolve') echo '--project --url --host --path --method --help -h' ;;
+        'run402 deploy release') echo '--help -h' ;;
+        'run402 deploy release get') echo '--project --site-limit --help -h' ;;
+        'run402 deploy release active') echo '--project --site-limit --help -h' ;;
+        'run402 deploy release diff') echo '--from --to --project --limit --help -h' ;;
+        'run402 subdomains') echo '--help -h' ;;
+        'run402 subdomains claim') echo '--project --deployment --help -h' ;;
+        'run402 subdomains list') echo '--project --help -h' ;;
+        'run402 subdomains delete') echo '--confirm --project --help -h' ;;
         'run402 service') echo '--help -h' ;;
         'run402 service status') echo '--help -h' ;;
         'run402 service health') echo '--help -h' ;;
@@ -79,6 +101,19 @@ _run402_value_flags() {
         'run402 auth set-password') echo '--token --new --current --project' ;;
         'run402 auth settings') echo '--allow-password-set --preferred --public-signup --require-admin-passkey --project' ;;
         'run402 auth providers') echo '--project' ;;
+        'run402 sites deploy-dir') echo '--project' ;;
+        'run402 sites deploy') echo '--manifest --project' ;;
+        'run402 deploy apply') echo '--manifest --spec --project --allow-warning' ;;
+        'run402 deploy list') echo '--project --limit' ;;
+        'run402 deploy events') echo '--project' ;;
+        'run402 deploy diagnose') echo '--project --method' ;;
+        'run402 deploy resolve') echo '--project --url --host --path --method' ;;
+        'run402 deploy release get') echo '--project --site-limit' ;;
+        'run402 deploy release active') echo '--project --site-limit' ;;
+        'run402 deploy release diff') echo '--from --to --project --limit' ;;
+        'run402 subdomains claim') echo '--project --deployment' ;;
+        'run402 subdomains list') echo '--project' ;;
+        'run402 subdomains delete') echo '--project' ;;
         'run402 local up') echo '--port' ;;
         'run402 local logs') echo '--lines -n --service' ;;
         'run402 local mailbox') echo '--to' ;;

@@ -6,7 +6,7 @@ _run402_node() {  # sets names, subs, flags, vflags for the command path $1
     names=() subs=() flags=() vflags=()
     case $1 in
         ('run402')
-            names=('init' 'status' 'allowance' 'tier' 'projects' 'auth' 'service' 'local')
+            names=('init' 'status' 'allowance' 'tier' 'projects' 'auth' 'sites' 'deploy' 'subdomains' 'service' 'local')
             subs=(
                 'init:Set up: config dir, allowance, test funds, tier status and the next...'
                 'status:Show allowance, tier, balances and projects in one JSON document.'
@@ -14,6 +14,9 @@ _run402_node() {  # sets names, subs, flags, vflags for the command path $1
                 'tier:Your wallet'\''s tier subscription: status, and set (pays with x402).'
                 'projects:Postgres projects: provision, keys, SQL, REST, expose manifest,...'
                 'auth:A project'\''s end-user auth: magic links, users, passwords, settings,...'
+                'sites:Static sites: deploy a directory or a legacy files manifest.'
+                'deploy:Unified deploy: apply a release spec, resume, inspect operations,...'
+                'subdomains:Subdomains: claim <name>.<domain> for a project'\''s site, list and...'
                 'service:Service status and health of the Run402 API (no auth needed).'
                 'local:The local gateway: real PostgreSQL + PostgREST + the Run402 API on...'
             )
@@ -329,6 +332,192 @@ _run402_node() {  # sets names, subs, flags, vflags for the command path $1
             ;;
         ('run402 auth providers')
             flags=(
+                '--project:prj_... (default: the active project).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project')
+            ;;
+        ('run402 sites')
+            names=('deploy-dir' 'deploy')
+            subs=(
+                'deploy-dir:Deploy a local directory as the project'\''s static site (a full...'
+                'deploy:Deploy a static site from a files manifest: {"files": [{"file":...'
+            )
+            flags=(
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            ;;
+        ('run402 sites deploy-dir')
+            flags=(
+                '--project:prj_... (default: the active project).'
+                '--quiet:No progress events on stderr.'
+                '--dry-run:Plan only: print the diff, upload and commit nothing.'
+                '--confirm-prune:Required when PATH has fewer than 5 files: the deploy replaces the...'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project')
+            ;;
+        ('run402 sites deploy')
+            flags=(
+                '--manifest:The manifest JSON file (else read from stdin).'
+                '--project:prj_... (default: the active project).'
+                '--quiet:No progress events on stderr.'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--manifest' '--project')
+            ;;
+        ('run402 deploy')
+            names=('apply' 'resume' 'list' 'events' 'diagnose' 'resolve' 'release')
+            subs=(
+                'apply:Deploy a release spec (site, database migrations + expose,...'
+                'resume:Resume a deploy stuck in activation_pending / schema_settling (SQL...'
+                'list:List a project'\''s recent deploy operations, newest first.'
+                'events:Fetch the recorded event stream of a deploy operation.'
+                'diagnose:Explain how a public URL resolves against the live release (exit 0...'
+                'resolve:Low-level URL diagnostics: --url, or --host [--path]; same output a...'
+                'release:Inspect release inventories and diffs.'
+            )
+            flags=(
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            ;;
+        ('run402 deploy apply')
+            flags=(
+                '--manifest:Read the release spec from this JSON file.'
+                '--spec:The release spec as inline JSON.'
+                '--project:prj_... (default: the active project).'
+                '--quiet:No progress events on stderr (the result still goes to stdout).'
+                '--final-only:Same as --quiet.'
+                '--allow-warning:Accept a plan warning with this code (repeatable).'
+                '--allow-warnings:Accept every plan warning that requires confirmation.'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--manifest' '--spec' '--project' '--allow-warning')
+            ;;
+        ('run402 deploy resume')
+            flags=(
+                '--quiet:No progress events on stderr.'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            ;;
+        ('run402 deploy list')
+            flags=(
+                '--project:prj_... (default: the active project).'
+                '--limit:At most this many operations (positive integer).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project' '--limit')
+            ;;
+        ('run402 deploy events')
+            flags=(
+                '--project:prj_... (default: the active project).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project')
+            ;;
+        ('run402 deploy diagnose')
+            flags=(
+                '--project:prj_... (default: the active project).'
+                '--method:The HTTP method to diagnose.'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project' '--method')
+            ;;
+        ('run402 deploy resolve')
+            flags=(
+                '--project:prj_... (default: the active project).'
+                '--url:An absolute http(s) public URL.'
+                '--host:A clean hostname (no scheme, path, query).'
+                '--path:The URL path in host mode (starts with /).'
+                '--method:The HTTP method to diagnose.'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project' '--url' '--host' '--path' '--method')
+            ;;
+        ('run402 deploy release')
+            names=('get' 'active' 'diff')
+            subs=(
+                'get:Show the inventory of one release: site paths, routes, migrations,...'
+                'active:Show the live release inventory of the project (release_id null if...'
+                'diff:Diff two releases: site paths, routes, functions, secrets,...'
+            )
+            flags=(
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            ;;
+        ('run402 deploy release get')
+            flags=(
+                '--project:prj_... (default: the active project).'
+                '--site-limit:At most this many site paths (gateway default 5000).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project' '--site-limit')
+            ;;
+        ('run402 deploy release active')
+            flags=(
+                '--project:prj_... (default: the active project).'
+                '--site-limit:At most this many site paths (gateway default 5000).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project' '--site-limit')
+            ;;
+        ('run402 deploy release diff')
+            flags=(
+                '--from:empty, active or rel_...'
+                '--to:active or rel_...'
+                '--project:prj_... (default: the active project).'
+                '--limit:At most this many entries per site bucket (gateway default 1000).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--from' '--to' '--project' '--limit')
+            ;;
+        ('run402 subdomains')
+            names=('claim' 'list' 'delete')
+            subs=(
+                'claim:Claim a subdomain for the project'\''s site; it follows every later de...'
+                'list:List the project'\''s subdomains.'
+                'delete:Release a subdomain (it stops serving at once).'
+            )
+            flags=(
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            ;;
+        ('run402 subdomains claim')
+            flags=(
+                '--project:prj_... (default: the active project).'
+                '--deployment:dpl_... (default: the last deployment of sites deploy*).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project' '--deployment')
+            ;;
+        ('run402 subdomains list')
+            flags=(
+                '--project:prj_... (default: the active project).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project')
+            ;;
+        ('run402 subdomains delete')
+            flags=(
+                '--confirm:Required: releasing takes the name offline.'
                 '--project:prj_... (default: the active project).'
                 '--help:Show this message and exit.'
                 '-h:Show this message and exit.'

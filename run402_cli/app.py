@@ -21,6 +21,9 @@ GROUPS: list[tuple[str, str]] = [
     ("tier", "run402_cli.commands.tier"),
     ("projects", "run402_cli.commands.projects"),
     ("auth", "run402_cli.commands.auth"),
+    ("sites", "run402_cli.commands.sites"),
+    ("deploy", "run402_cli.commands.deploy"),
+    ("subdomains", "run402_cli.commands.subdomains"),
     ("service", "run402_cli.commands.service"),
     ("local", "run402_cli.commands.local"),
 ]

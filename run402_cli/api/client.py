@@ -128,6 +128,33 @@ class Client:
             ) from exc
         return _parse(resp, context or f"{method} {path}")
 
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        context: str = "",
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """A request to an absolute URL that is not the API (a presigned upload URL): no
+        SIWX, no payment, no default headers beyond User-Agent. Same error mapping as
+        `request` (NetworkError; ApiError & co. on non-2xx); returns the response, so the
+        caller can read headers (an upload's ETag). Safe to call from several threads."""
+        try:
+            resp = self._client().request(
+                method, url, content=content, headers=headers or {},
+                timeout=timeout if timeout is not None else _TIMEOUT,
+            )
+        except httpx.HTTPError as exc:
+            raise NetworkError(
+                f"Network error while {context or method + ' ' + url}: {exc or type(exc).__name__}",
+            ) from exc
+        if not 200 <= resp.status_code < 300:
+            _parse(resp, context or f"{method} {url}")  # raises
+        return resp
+
 
 def _body(resp: httpx.Response) -> Any:
     if resp.status_code == 204 or not resp.content:

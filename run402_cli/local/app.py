@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from run402_cli.local import expose, projects, rest, service, tiers, users, wallets
+from run402_cli.local import apply, content, expose, projects, rest, service, subdomains, tiers, users, wallets
 from run402_cli.local.context import GatewayContext
 from run402_cli.local.errors import GatewayError, handle_gateway_error, handle_unexpected
+from run402_cli.local.sites import SiteDispatch
 
 __all__ = ["build_app"]
 
@@ -38,6 +39,9 @@ def build_app(ctx: GatewayContext) -> Starlette:
         *projects.routes,
         *rest.routes,
         *users.routes,
+        *content.routes,
+        *apply.routes,
+        *subdomains.routes,
     ]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -53,7 +57,9 @@ def build_app(ctx: GatewayContext) -> Starlette:
         routes=route_table,
         exception_handlers={GatewayError: handle_gateway_error, 404: _not_found, 405: _not_found,
                             Exception: handle_unexpected},
-        middleware=[Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
+        # Sites first: a `<label>.localhost` Host is a deployed site, never the API (sites.py).
+        middleware=[Middleware(SiteDispatch),
+                    Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
                                allow_headers=["*"], expose_headers=["PAYMENT-REQUIRED", "PAYMENT-RESPONSE"])],
     )
     app.state.ctx = ctx

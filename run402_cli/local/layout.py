@@ -3,14 +3,17 @@
     <local dir>/                (RUN402_LOCAL_DIR, default: platformdirs user data dir run402/local)
       state.json                the running gateway: pid, port, api_base (gone when stopped)
       port                      the last port used, so api_base stays stable across restarts
-      gateway.secret.json       0600: PostgREST JWT secret, authenticator password, treasury key
+      gateway.secret.json       0600: PostgREST JWT secret, authenticator password, treasury key,
+                                upload URL signing key
       logs/                     gateway.log, postgres.log, postgrest.log
       pg/ (or pg-location)      the PostgreSQL cluster (see pgcluster.py)
-      cas/sha256/ab/...         content-addressed blobs
+      cas/sha256/ab/...         content-addressed blobs (cas/staging/: uploads not yet verified)
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -73,10 +76,17 @@ class LocalLayout:
         atomic_write_json(self.state_file, state, prefix="state")
 
     def secrets(self) -> dict[str, str]:
-        """Created once per installation; never leaves this file except to PostgREST's config."""
+        """Created once per installation; never leaves this file except to PostgREST's config.
+
+        `upload_url_secret` signs the gateway's self-served upload URLs (content.py). Files
+        written before it existed are not rewritten: the key is derived from the JWT secret."""
         try:
             data = json.loads(self.secrets_file.read_text())
             if isinstance(data, dict) and {"postgrest_jwt_secret", "authenticator_password", "treasury_key"} <= data.keys():
+                if "upload_url_secret" not in data:
+                    data["upload_url_secret"] = hmac.new(
+                        str(data["postgrest_jwt_secret"]).encode(), b"run402 upload-url v1", hashlib.sha256
+                    ).hexdigest()
                 return data
         except (OSError, ValueError):
             pass
@@ -85,6 +95,7 @@ class LocalLayout:
             "authenticator_password": secrets.token_urlsafe(32),
             # The local testnet's payee: payments to the gateway are addressed to this key's address.
             "treasury_key": "0x" + secrets.token_bytes(32).hex(),
+            "upload_url_secret": secrets.token_hex(32),
         }
         self.ensure()
         atomic_write_json(self.secrets_file, data, prefix="gateway-secret")

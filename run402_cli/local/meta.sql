@@ -134,3 +134,146 @@ CREATE TABLE IF NOT EXISTS run402_meta.mailbox (
     created_at          timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS mailbox_project ON run402_meta.mailbox (project_id, id);
+
+-- ---------------------------------------------------------------------------------------------
+-- Deploys (content.py, apply*.py, sites.py, subdomains.py).
+
+-- Which CAS objects a project has proved it holds (uploaded or committed the bytes of). The CAS
+-- itself is shared and content-addressed; a digest counts as "present" for a project only here,
+-- so a project cannot serve another project's bytes by guessing their digest.
+CREATE TABLE IF NOT EXISTS run402_meta.cas_refs (
+    project_id          text NOT NULL,
+    sha256              text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+    size                bigint NOT NULL CHECK (size >= 0),
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (project_id, sha256)
+);
+
+-- Content upload sessions: a content plan holds one upload per missing object.
+CREATE TABLE IF NOT EXISTS run402_meta.content_plans (
+    id                  text PRIMARY KEY,
+    project_id          text NOT NULL,
+    status              text NOT NULL DEFAULT 'open',
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    expires_at          timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS content_plans_project ON run402_meta.content_plans (project_id);
+
+CREATE TABLE IF NOT EXISTS run402_meta.content_uploads (
+    upload_id           text PRIMARY KEY,
+    plan_id             text NOT NULL REFERENCES run402_meta.content_plans(id) ON DELETE CASCADE,
+    project_id          text NOT NULL,
+    sha256              text NOT NULL,
+    size                bigint NOT NULL,
+    content_type        text,
+    part_size           bigint NOT NULL,
+    part_count          integer NOT NULL,
+    status              text NOT NULL DEFAULT 'pending',
+    expires_at          timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS content_uploads_plan ON run402_meta.content_uploads (plan_id);
+
+-- Deploy plans: the validated spec, the state it leads to, and what the commit must do.
+CREATE TABLE IF NOT EXISTS run402_meta.deploy_plans (
+    id                  text PRIMARY KEY,
+    project_id          text NOT NULL,
+    operation_id        text NOT NULL UNIQUE,
+    wallet              text NOT NULL,
+    base_mode           text NOT NULL,
+    base_release_id     text,
+    manifest_digest     text NOT NULL,
+    idempotency_key     text,
+    spec                jsonb NOT NULL,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    expires_at          timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deploy_plans_digest ON run402_meta.deploy_plans (project_id, manifest_digest);
+
+
+CREATE TABLE IF NOT EXISTS run402_meta.deploy_operations (
+    id                  text PRIMARY KEY,
+    project_id          text NOT NULL,
+    plan_id             text NOT NULL,
+    status              text NOT NULL,
+    phase               text,
+    base_release_id     text,
+    target_release_id   text,
+    release_id          text,
+    urls                jsonb,
+    error               jsonb,
+    migrate_xid         bigint,
+    activate_attempts   integer NOT NULL DEFAULT 0,
+    last_activate_attempt_at timestamptz,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS deploy_operations_project ON run402_meta.deploy_operations (project_id, created_at DESC);
+
+CREATE TABLE IF NOT EXISTS run402_meta.deploy_events (
+    id                  bigserial PRIMARY KEY,
+    operation_id        text NOT NULL,
+    project_id          text NOT NULL,
+    event               jsonb NOT NULL,
+    created_at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS deploy_events_operation ON run402_meta.deploy_events (operation_id, id);
+
+-- Releases are immutable once written: `state` is the whole materialized site/routes/... of
+-- the release. Only status/superseded_at change, when a later release supersedes it.
+CREATE TABLE IF NOT EXISTS run402_meta.releases (
+    id                  text PRIMARY KEY,
+    project_id          text NOT NULL,
+    generation          integer NOT NULL,
+    deployment_id       text NOT NULL UNIQUE,
+    parent_id           text,
+    status              text NOT NULL,
+    manifest_digest     text NOT NULL,
+    state               jsonb NOT NULL,
+    operation_id        text,
+    plan_id             text,
+    created_by          text,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    activated_at        timestamptz,
+    superseded_at       timestamptz
+);
+CREATE INDEX IF NOT EXISTS releases_project ON run402_meta.releases (project_id, generation);
+
+-- The one pointer a project's hosts follow; activation is one UPDATE of it.
+CREATE TABLE IF NOT EXISTS run402_meta.active_releases (
+    project_id          text PRIMARY KEY,
+    release_id          text NOT NULL,
+    activated_at        timestamptz NOT NULL DEFAULT now()
+);
+
+-- Applied migrations. A row is written (confirmed=false, with the migrating transaction's id)
+-- just before that transaction commits, then confirmed; txid_status settles a crash in between.
+CREATE TABLE IF NOT EXISTS run402_meta.migrations_applied (
+    project_id          text NOT NULL,
+    migration_id        text NOT NULL,
+    checksum            text NOT NULL,
+    operation_id        text,
+    xid                 bigint,
+    confirmed           boolean NOT NULL DEFAULT false,
+    applied_at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (project_id, migration_id)
+);
+
+-- Project secrets (values are write-only; deploys only check for and delete keys).
+CREATE TABLE IF NOT EXISTS run402_meta.secrets (
+    project_id          text NOT NULL,
+    key                 text NOT NULL,
+    value               text,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (project_id, key)
+);
+
+-- Claimed subdomains: <name>.localhost serves `deployment_id` (re-pointed at each activation).
+CREATE TABLE IF NOT EXISTS run402_meta.subdomains (
+    name                text PRIMARY KEY,
+    project_id          text NOT NULL,
+    deployment_id       text NOT NULL,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS subdomains_project ON run402_meta.subdomains (project_id);

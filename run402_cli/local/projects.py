@@ -156,7 +156,11 @@ def _delete(request: Request) -> JSONResponse:
             role = _ident(slot, suffix)
             conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
             conn.execute(sql.SQL("DROP ROLE {}").format(role))
-        for table in ("refresh_tokens", "magic_links", "mailbox", "users", "auth_settings", "expose_manifests"):
+        for table in ("refresh_tokens", "magic_links", "mailbox", "users", "auth_settings", "expose_manifests",
+                      # deploys (content.py, apply_*.py, subdomains.py); CAS objects stay: they are shared
+                      "subdomains", "active_releases", "releases", "deploy_events", "deploy_operations",
+                      "deploy_plans", "migrations_applied", "content_uploads", "content_plans", "cas_refs",
+                      "secrets"):
             conn.execute(sql.SQL("DELETE FROM run402_meta.{} WHERE project_id = %s").format(sql.Identifier(table)),
                          (project.id,))
         conn.execute("UPDATE run402_meta.projects SET status = 'purged', deleted_at = now() WHERE id = %s",

@@ -1,0 +1,158 @@
+"""`run402 subdomains claim|list|delete` (spec api-deploy §4.1), with the project's service key.
+
+A claimed subdomain follows the project's latest activated release. `claim` defaults to the
+deployment `sites deploy*` saved last (`last_deployment_id`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import typer
+
+from run402_cli import output
+from run402_cli.commands._options import client, group, settings
+from run402_cli.errors import LocalError, UsageError
+
+app = group(help="Subdomains: claim <name>.<domain> for a project's site, list and release them.")
+
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+
+
+def _project_opt() -> Any:
+    return typer.Option(None, "--project", help="prj_... (default: the active project).")
+
+
+def _name(value: Optional[str], usage: str) -> str:
+    if not value:
+        raise UsageError("Missing <name>.", hint=usage)
+    if not 3 <= len(value) <= 63 or not _NAME.match(value):
+        raise UsageError(
+            f"Invalid subdomain name {value[:80]!r}: 3-63 characters, lowercase letters, digits and "
+            "hyphens, starting and ending with a letter or digit.",
+            code="BAD_USAGE", hint="e.g. run402 subdomains claim my-app",
+            details={"name": value[:80], "pattern": _NAME.pattern, "min_length": 3, "max_length": 63},
+        )
+    return value
+
+
+def _project(ctx: typer.Context, project_id: Optional[str]) -> tuple[str, dict[str, Any]]:
+    from run402_cli import config
+
+    return config.resolve_project(settings(ctx), project_id)
+
+
+@dataclass(frozen=True)
+class ClaimOptions:
+    name: str
+    deployment_id: str
+    project_id: str
+
+
+@app.command("claim")
+def claim(
+    ctx: typer.Context,
+    name: Optional[str] = typer.Argument(None, metavar="NAME", help="The subdomain, e.g. my-app."),
+    project: Optional[str] = _project_opt(),
+    deployment: Optional[str] = typer.Option(
+        None, "--deployment", help="dpl_... (default: the last deployment of sites deploy*)."),
+) -> None:
+    """Claim a subdomain for the project's site; it follows every later deploy.
+
+    Example: run402 subdomains claim my-app
+    """
+    usage = "run402 subdomains claim <name> [--deployment dpl_...]"
+    sub = _name(name, usage)
+    project_id, entry = _project(ctx, project)
+    deployment_id = deployment or entry.get("last_deployment_id")
+    if not deployment_id:
+        raise LocalError(
+            f"No deployment to point {sub} at: project {project_id} has no last_deployment_id.",
+            code="NO_DEPLOYMENT",
+            hint="Deploy a site first (run402 sites deploy-dir <dir>), or pass --deployment dpl_...",
+            details={"project_id": project_id},
+            next_actions=[{"action": "deploy_site_first"}],
+        )
+    run_claim(ClaimOptions(name=sub, deployment_id=deployment_id, project_id=project_id), ctx)
+
+
+def run_claim(opts: ClaimOptions, ctx: typer.Context) -> None:
+    from run402_cli.api import subdomains
+
+    _, entry = _project(ctx, opts.project_id)
+    c = client(ctx)
+    try:
+        data = subdomains.claim(c, entry["service_key"], opts.name, opts.deployment_id)
+    finally:
+        c.close()
+    output.emit(data)
+
+
+@dataclass(frozen=True)
+class ListOptions:
+    project_id: Optional[str] = None
+
+
+@app.command("list")
+def list_(ctx: typer.Context, project: Optional[str] = _project_opt()) -> None:
+    """List the project's subdomains.
+
+    Example: run402 subdomains list
+    """
+    opts = ListOptions(project_id=project)
+    _project(ctx, opts.project_id)
+    run_list(opts, ctx)
+
+
+def run_list(opts: ListOptions, ctx: typer.Context) -> None:
+    from run402_cli.api import subdomains
+
+    _, entry = _project(ctx, opts.project_id)
+    c = client(ctx)
+    try:
+        data = subdomains.list_(c, entry["service_key"])
+    finally:
+        c.close()
+    output.emit(data)
+
+
+@dataclass(frozen=True)
+class DeleteOptions:
+    name: str
+    project_id: str
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    name: Optional[str] = typer.Argument(None, metavar="NAME", help="The subdomain to release."),
+    confirm: bool = typer.Option(False, "--confirm", help="Required: releasing takes the name offline."),
+    project: Optional[str] = _project_opt(),
+) -> None:
+    """Release a subdomain (it stops serving at once). Requires --confirm.
+
+    Example: run402 subdomains delete my-app --confirm
+    """
+    sub = _name(name, "run402 subdomains delete <name> --confirm")
+    project_id, _ = _project(ctx, project)
+    if not confirm:
+        raise UsageError(
+            f"Releasing subdomain '{sub}' takes it offline; pass --confirm to proceed.",
+            code="CONFIRMATION_REQUIRED", hint=f"run402 subdomains delete {sub} --confirm",
+            details={"name": sub, "project_id": project_id},
+        )
+    run_delete(DeleteOptions(name=sub, project_id=project_id), ctx)
+
+
+def run_delete(opts: DeleteOptions, ctx: typer.Context) -> None:
+    from run402_cli.api import subdomains
+
+    _, entry = _project(ctx, opts.project_id)
+    c = client(ctx)
+    try:
+        subdomains.delete(c, entry["service_key"], opts.name)
+    finally:
+        c.close()
+    output.emit({"status": "ok", "message": f"Subdomain '{opts.name}' released."})

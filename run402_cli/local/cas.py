@@ -1,0 +1,126 @@
+"""The content-addressed store on disk: `<cas dir>/sha256/<ab>/<rest of the hex digest>`.
+
+Why it is built this way:
+- An object's name is its SHA-256, so an object is only ever *added*, never changed. Bytes
+  reach the store through `put_verified` alone, which hashes the staged file, compares digest
+  and size with what was declared, fsyncs, and links it into place. A mismatch never reaches
+  the store; a crash leaves at most a file under `staging/`, never a wrong or partial object.
+- `os.link` (not `os.replace`) publishes the object: it is atomic and fails if the name already
+  exists, so an existing object is never rewritten, even by two uploads racing.
+- Staging lives inside the CAS directory, on the same filesystem, so publishing is a link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+__all__ = ["Cas", "DigestMismatch", "SHA256_RE"]
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1024 * 1024
+
+
+class DigestMismatch(Exception):
+    """The staged bytes are not what was declared (`actual_sha256`, `actual_size` tell what they are)."""
+
+    def __init__(self, sha256: str, size: int, actual_sha256: str, actual_size: int) -> None:
+        super().__init__(f"content is {actual_size} bytes with sha256 {actual_sha256}, "
+                         f"declared {size} bytes with sha256 {sha256}")
+        self.sha256, self.size = sha256, size
+        self.actual_sha256, self.actual_size = actual_sha256, actual_size
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Cas:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    # -- reading ---------------------------------------------------------------------------
+    def path(self, sha256: str) -> Path:
+        if not SHA256_RE.match(sha256):
+            raise ValueError("not a lowercase hex sha256")
+        return self.root / "sha256" / sha256[:2] / sha256[2:]
+
+    def has(self, sha256: str) -> bool:
+        try:
+            return self.path(sha256).is_file()
+        except ValueError:
+            return False
+
+    def size(self, sha256: str) -> int | None:
+        try:
+            return self.path(sha256).stat().st_size
+        except (OSError, ValueError):
+            return None
+
+    # -- staging ---------------------------------------------------------------------------
+    @property
+    def staging_root(self) -> Path:
+        return self.root / "staging"
+
+    def staging_dir(self, upload_id: str) -> Path:
+        """Where one upload's parts wait for verification (created on demand, 0700)."""
+        if not re.match(r"^[A-Za-z0-9_-]{1,80}$", upload_id):
+            raise ValueError("bad upload id")
+        path = self.staging_root / upload_id
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+    def discard_staging(self, upload_id: str) -> None:
+        shutil.rmtree(self.staging_root / upload_id, ignore_errors=True)
+
+    def sweep_staging(self, max_age_seconds: float) -> None:
+        """Drop uploads abandoned longer ago than any upload URL lives (a crash, a client gone)."""
+        try:
+            entries = list(self.staging_root.iterdir())
+        except OSError:
+            return
+        cutoff = time.time() - max_age_seconds
+        for entry in entries:
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry, ignore_errors=True)
+            except OSError:
+                pass
+
+    # -- writing ---------------------------------------------------------------------------
+    def put_verified(self, tmp_file: str | os.PathLike[str], sha256: str, size: int) -> bool:
+        """Move `tmp_file` (inside staging) into the store if its bytes hash to `sha256` and are
+        `size` long; raise DigestMismatch otherwise (the temp file is removed either way).
+        Returns True if this call stored the object, False if it was already there."""
+        tmp = Path(tmp_file)
+        try:
+            digest = hashlib.sha256()
+            actual = 0
+            with open(tmp, "rb") as fh:
+                while chunk := fh.read(_CHUNK):
+                    digest.update(chunk)
+                    actual += len(chunk)
+                os.fsync(fh.fileno())
+            if actual != size or digest.hexdigest() != sha256:
+                raise DigestMismatch(sha256, size, digest.hexdigest(), actual)
+            dest = self.path(sha256)
+            if dest.is_file():
+                return False
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp, 0o644)
+            try:
+                os.link(tmp, dest)
+            except FileExistsError:
+                return False
+            _fsync_dir(dest.parent)
+            return True
+        finally:
+            tmp.unlink(missing_ok=True)
