@@ -47,28 +47,11 @@ def positive_int(value: Optional[str], flag: str) -> Optional[int]:
     return int(value)
 
 
-def read_stdin_source() -> Optional[str]:
-    """Stdin's text when it is a source (a pipe or a redirected file, as the official CLI
-    decides with fstat), else None. A terminal or /dev/null is not a source."""
-    import io
-    import os
-    import stat
+def read_stdin_source() -> Optional[Callable[[], str]]:
+    """A reader for stdin when it is a manifest source (a pipe or a redirected file), else None."""
+    from run402_cli.deploy.spec import stdin_source
 
-    stream = sys.stdin
-    if stream is None:
-        return None
-    try:
-        fd = stream.fileno()
-    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
-        text = stream.read()  # an in-memory stream (tests): a source iff it has something
-        return text or None
-    try:
-        mode = os.fstat(fd).st_mode
-    except OSError:
-        return None
-    if not (stat.S_ISFIFO(mode) or stat.S_ISREG(mode)):
-        return None
-    return stream.read()
+    return stdin_source(sys.stdin)
 
 
 class _Events:
@@ -185,8 +168,8 @@ def apply_(
             raise UsageError(f"{flag} may only be provided once", details={"flag": flag})
     manifest_path = manifest[0] if manifest else None
     spec_text = spec[0] if spec else None
-    stdin_text = read_stdin_source()
-    sources = [s for s, v in (("--manifest", manifest_path), ("--spec", spec_text), ("stdin", stdin_text))
+    stdin_reader = read_stdin_source()
+    sources = [s for s, v in (("--manifest", manifest_path), ("--spec", spec_text), ("stdin", stdin_reader))
                if v is not None]
     if len(sources) > 1:
         raise UsageError("Only one deploy manifest source may be provided: --spec, --manifest, or stdin.",
@@ -197,17 +180,11 @@ def apply_(
     source = "manifest" if manifest_path is not None else ("spec" if spec_text is not None else "stdin")
     details: dict[str, Any] = {"source": source}
     if manifest_path is not None:
-        full = os.path.abspath(manifest_path)
-        try:
-            with open(full, encoding="utf-8") as fh:
-                raw = fh.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"Failed to read manifest: {getattr(exc, 'strerror', None) or exc}",
-                             details={"flag": "--manifest", "path": manifest_path}) from None
+        raw, full = specs.read_manifest(manifest_path, file_codes=False)
         details["path"] = full
         base_dir = os.path.dirname(full)
     else:
-        raw = spec_text if spec_text is not None else stdin_text
+        raw = spec_text if spec_text is not None else stdin_reader()  # type: ignore[misc]
         base_dir = os.getcwd()
     try:
         doc = json.loads(raw or "")

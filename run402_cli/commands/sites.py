@@ -209,7 +209,7 @@ def deploy(
 
     from run402_cli import config
     from run402_cli.commands.deploy import read_stdin_source
-    from run402_cli.deploy.spec import legacy_site_files
+    from run402_cli.deploy.spec import legacy_site_files, read_manifest
 
     if inherit:
         raise UsageError("--inherit is removed; the SDK now uploads only changed files automatically.",
@@ -219,23 +219,14 @@ def deploy(
     s = settings(ctx)
     project_id, entry = config.resolve_project(s, project)
     if manifest is not None:
-        try:
-            with open(manifest, encoding="utf-8") as fh:
-                raw = fh.read()
-        except FileNotFoundError:
-            raise UsageError(f"File not found: {manifest}", code="FILE_NOT_FOUND", field="--manifest",
-                             hint="Check that --manifest points to an existing file.",
-                             details={"path": manifest}) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"Failed to read manifest: {getattr(exc, 'strerror', None) or exc}",
-                             code="NOT_A_FILE" if isinstance(exc, IsADirectoryError) else "BAD_USAGE",
-                             field="--manifest", details={"path": manifest}) from None
-        manifest_dir: Optional[str] = os.path.dirname(os.path.abspath(manifest))
+        raw, full = read_manifest(manifest)
+        manifest_dir: Optional[str] = os.path.dirname(full)
     else:
-        raw = read_stdin_source()
-        if raw is None:
+        reader = read_stdin_source()
+        if reader is None:
             raise UsageError("Missing manifest: pass --manifest <file> or pipe it on stdin.",
                              hint="run402 sites deploy --manifest site.json")
+        raw = reader()
         manifest_dir = None
     try:
         doc = json.loads(raw)

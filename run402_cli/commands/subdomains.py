@@ -69,9 +69,9 @@ def claim(
     deployment_id = deployment or entry.get("last_deployment_id")
     if not deployment_id:
         raise LocalError(
-            f"No deployment to point {sub} at: project {project_id} has no last_deployment_id.",
+            "no deployment_id specified and no recent deployment found.",
             code="NO_DEPLOYMENT",
-            hint="Deploy a site first (run402 sites deploy-dir <dir>), or pass --deployment dpl_...",
+            hint="Deploy a site first (run402 sites deploy-dir <dir>) or pass --deployment <id>.",
             details={"project_id": project_id},
             next_actions=[{"action": "deploy_site_first"}],
         )
@@ -136,13 +136,14 @@ def delete(
     Example: run402 subdomains delete my-app --confirm
     """
     sub = _name(name, "run402 subdomains delete <name> --confirm")
-    project_id, _ = _project(ctx, project)
     if not confirm:
         raise UsageError(
-            f"Releasing subdomain '{sub}' takes it offline; pass --confirm to proceed.",
+            f"Destructive: releasing subdomain '{sub}' makes it available for any other project to "
+            "claim. This is irreversible. Re-run with --confirm to proceed.",
             code="CONFIRMATION_REQUIRED", hint=f"run402 subdomains delete {sub} --confirm",
-            details={"name": sub, "project_id": project_id},
+            details={"name": sub},
         )
+    project_id, _ = _project(ctx, project)
     run_delete(DeleteOptions(name=sub, project_id=project_id), ctx)
 
 
@@ -155,4 +156,4 @@ def run_delete(opts: DeleteOptions, ctx: typer.Context) -> None:
         subdomains.delete(c, entry["service_key"], opts.name)
     finally:
         c.close()
-    output.emit({"status": "ok", "message": f"Subdomain '{opts.name}' released."})
+    output.emit({"status": "ok", "message": f"Subdomain '{opts.name}' released."}, compact=True)

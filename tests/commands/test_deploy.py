@@ -440,3 +440,26 @@ def test_parse_other_commands(cli, offline, monkeypatch):
     assert res.request == {"project": "prj_1_1", "project_scope": "credential_lookup_only",
                            "project_sent_to_gateway": False, "host": "a.com", "path": "/", "method": "HEAD"}
     assert res.send_path is False
+
+
+def test_an_open_stdin_pipe_counts_as_a_source_and_is_never_read(offline, tmp_path):
+    """A pipe nobody writes to (CI runners, harnesses) must not hang `--spec`: it is a second
+    source (BAD_USAGE, as the official CLI), detected with fstat, not by reading."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RUN402_CONFIG_DIR": str(offline)}
+    proc = subprocess.Popen([sys.executable, "-m", "run402_cli", "deploy", "apply", "--spec", GOOD],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        proc.wait(timeout=60)
+    finally:
+        proc.stdin.close()
+    out, err = proc.stdout.read(), proc.stderr.read()
+    assert proc.returncode == 1 and out == b""
+    env_ = json.loads(err.decode().strip())
+    assert env_["code"] == "BAD_USAGE" and env_["details"] == {"sources": ["--spec", "stdin"]}
+    proc = subprocess.run([sys.executable, "-m", "run402_cli", "deploy", "apply", "--spec", "{}"],
+                          stdin=subprocess.DEVNULL, capture_output=True, env=env, timeout=60)
+    assert json.loads(proc.stderr)["code"] == "MANIFEST_EMPTY", "/dev/null is not a source"
