@@ -166,7 +166,8 @@ def plan_response(ctx: GatewayContext, project: Project, spec: dict[str, Any], t
     existing_deletes = sorted(set(t.secret_deletes) & t.secret_keys)
     secrets = {"added": st.set_diff(t.base_state["secrets_required"], t.desired["secrets_required"])["added"],
                "removed": existing_deletes}
-    static = st.static_assets_diff(old_files, new_files, present)
+    # Files carried forward from the base release are stored already, named in the spec or not.
+    static = st.static_assets_diff(old_files, new_files, present | {f["sha256"] for f in old_files.values()})
     others = any(t.base_state[k] != t.desired[k] for k in ("expose", "i18n", "checks")) or \
         t.base_state["site"]["public_paths"] != t.desired["site"]["public_paths"]
     is_noop = (canonical_json(t.base_state) == canonical_json(t.desired) and not t.new_migrations

@@ -179,8 +179,11 @@ def test_patch_and_carry_forward(api, project):
     assert site(api.api_base, host, "/extra.css").content == new
     assert site(api.api_base, host, "/app.js").status_code == 404
     assert site(api.api_base, host, "/img/logo.svg").content == FILES["img/logo.svg"]
-    # A spec without a site section keeps the site (and the old deployment host still serves v1).
-    _, third = deploy(api.api_base, project, {"project": project["project_id"], "subdomains": {"set": []}}, {})
+    # A spec without a site section keeps the site (and the old deployment host still serves v1);
+    # the carried-forward files are stored already: nothing counts as newly uploaded.
+    p3, third = deploy(api.api_base, project, {"project": project["project_id"], "subdomains": {"set": []}}, {})
+    assert p3["static_assets"]["newly_uploaded_cas_bytes"] == 0
+    assert p3["static_assets"]["reused_cas_bytes"] == len(new) + len(FILES["index.html"]) + len(FILES["img/logo.svg"])
     assert site(api.api_base, host, "/extra.css").content == new
     dpl = f"dpl-{first['release_id'][4:]}.localhost:{host.rsplit(':', 1)[1]}"
     assert site(api.api_base, dpl, "/app.js").content == FILES["app.js"]
