@@ -232,3 +232,33 @@ def test_verify_refuses_stale_issued_at_and_long_lifetime():
     with pytest.raises(SiwxError) as info:
         _verify(_tampered(stretch), now=NOW + timedelta(minutes=6))
     assert info.value.reason == "too_old"
+
+
+def test_lean_signer_matches_eth_account_byte_for_byte():
+    """run402_cli._secp256k1 replaces eth-account on the hot path; it must agree exactly."""
+    import secrets as _secrets
+
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    from run402_cli import _secp256k1
+
+    for i in range(40):
+        key = "0x" + _secrets.token_bytes(32).hex()
+        text = f"message {i} \u00e9\u4e2d " + _secrets.token_hex(i)
+        account = Account.from_key(key)
+        assert _secp256k1.address(key) == account.address
+        expected = "0x" + bytes(account.sign_message(encode_defunct(text=text)).signature).hex()
+        assert _secp256k1.personal_sign(text, key) == expected
+
+
+def test_signing_a_siwx_header_does_not_import_eth_account():
+    import subprocess
+    import sys
+
+    code = ("import sys; from run402_cli.wallet import siwx_header, address_of; "
+            "address_of('0x' + '11' * 32); siwx_header(private_key='0x' + '11' * 32, "
+            "api_base='http://127.0.0.1:4020', path='/tiers/v1/status'); "
+            "print('eth_account' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -170,7 +170,7 @@ def plan_response(ctx: GatewayContext, project: Project, spec: dict[str, Any], t
     static = st.static_assets_diff(old_files, new_files, present | {f["sha256"] for f in old_files.values()})
     others = any(t.base_state[k] != t.desired[k] for k in ("expose", "i18n", "checks")) or \
         t.base_state["site"]["public_paths"] != t.desired["site"]["public_paths"]
-    is_noop = (canonical_json(t.base_state) == canonical_json(t.desired) and not t.new_migrations
+    is_noop = (t.base_state == t.desired and not t.new_migrations  # JSON values: == is canonical equality
                and not existing_deletes and t.base_release_id is not None)
     return {
         "kind": "plan_response", "schema_version": SCHEMA_VERSION, "plan_id": plan_id, "operation_id": operation_id,

@@ -21,7 +21,7 @@ from run402_cli.local.apply_store import load_operation, load_release, operation
 from run402_cli.local.auth import Project
 from run402_cli.local.cas import Cas
 from run402_cli.local.context import GatewayContext
-from run402_cli.local.deploy_common import canonical_json, iso, project_from_apikey
+from run402_cli.local.deploy_common import iso, project_from_apikey
 from run402_cli.local.errors import GatewayError
 from run402_cli.local.site_match import (
     cache_policy, resolve, static_manifest_metadata, static_public_paths,
@@ -199,7 +199,7 @@ def _diff(request: Request) -> JSONResponse:
     return JSONResponse({
         "kind": "release_diff", "schema_version": SCHEMA_VERSION,
         "from_release_id": old["id"] if old else None, "to_release_id": new["id"],
-        "is_noop": canonical_json(a) == canonical_json(b) and not applied,
+        "is_noop": a == b and not applied,
         "summary": st.summary(site, len(applied), routes, subdomains, secrets, others), "warnings": [],
         "migrations": {"applied_between_releases": applied}, "site": site,
         "functions": {"added": [], "removed": [], "changed": []}, "secrets": secrets, "subdomains": subdomains,
