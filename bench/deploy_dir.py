@@ -166,9 +166,15 @@ def breakdown(tree: Path, env: dict[str, str]) -> dict[str, Any]:
     start = time.perf_counter()
     subprocess.run([*launcher(), "sites", "--help"], env=env, stdout=subprocess.DEVNULL, check=True)
     out["cli_start_s"] = round(time.perf_counter() - start, 3)
+    # SIWX signing (two requests per deploy) uses the lean signer, not eth-account: report both.
     code = "import time; t=time.perf_counter(); import eth_account; print(time.perf_counter()-t)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    out["eth_account_import_s"] = round(float(proc.stdout), 3)
+    out["eth_account_import_s_not_on_this_path"] = round(float(proc.stdout), 3)
+    code = ("import time; t=time.perf_counter(); from run402_cli.wallet import siwx_header; "
+            "siwx_header(private_key='0x' + '11' * 32, api_base='http://127.0.0.1:1', path='/x'); "
+            "print(time.perf_counter()-t)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out["siwx_import_and_sign_s"] = round(float(proc.stdout), 3)
 
     old = dict(os.environ)
     os.environ.update(env)
@@ -190,7 +196,6 @@ def breakdown(tree: Path, env: dict[str, str]) -> dict[str, Any]:
         release = site_release_from_walk(project_id, walk, hashes)
         t3 = time.perf_counter()
         client = Client(settings)
-        import eth_account  # noqa: F401  (paid above, separately)
 
         body = json.dumps({"spec": release.spec}).encode()
         t4 = time.perf_counter()

@@ -286,7 +286,7 @@ class _Run:
                 t = self.validate()
                 active = active_release(self.conn, self.project.id)
                 is_noop = (active is not None and not t.new_migrations and not t.secret_deletes
-                           and json.dumps(active[1], sort_keys=True) == json.dumps(t.desired, sort_keys=True))
+                           and active[1] == t.desired)  # JSON values: == is canonical equality
                 if is_noop:
                     # Nothing would change: keep the active release and report it (no new release).
                     urls = _urls(self.request, self.conn, self.project.id, deployment_id_for(active[0]))
