@@ -81,6 +81,12 @@ class Client:
             self._http.close()
             self._http = None
 
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _auth(self, wallet_auth: bool) -> httpx.Auth | None:
         allowance = self.allowance if wallet_auth else None
         if allowance is None:

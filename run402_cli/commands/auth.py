@@ -103,11 +103,8 @@ def run_magic_link(opts: MagicLinkOptions, ctx: typer.Context) -> None:
 
     _, entry = _project(ctx, opts.project_id)
     key = entry["service_key"] if opts.intent == "invite" else entry["anon_key"]
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         auth.magic_link(c, key, opts.email, opts.redirect, opts.intent, opts.state)
-    finally:
-        c.close()
     output.emit(
         {"status": "ok", "email": opts.email, "redirect_url": opts.redirect,
          "intent": opts.intent or "signin"},
@@ -138,11 +135,8 @@ def run_verify(opts: VerifyOptions, ctx: typer.Context) -> None:
     from run402_cli.api import auth
 
     _, entry = _project(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = auth.verify(c, entry["anon_key"], opts.token)
-    finally:
-        c.close()
     output.emit({"status": "ok", **(data if isinstance(data, dict) else {"result": data})}, compact=True)
 
 
@@ -190,14 +184,11 @@ def run_create_user(opts: CreateUserOptions, ctx: typer.Context) -> None:
     from run402_cli.api import auth
 
     _, entry = _project(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = auth.create_user(
             c, entry["service_key"], opts.email, is_admin=opts.admin, send_invite=opts.invite,
             redirect_url=opts.redirect, client_state=opts.state,
         )
-    finally:
-        c.close()
     output.emit({"status": "ok", **(data if isinstance(data, dict) else {"result": data})}, compact=True)
 
 
@@ -235,14 +226,11 @@ def run_invite_user(opts: InviteUserOptions, ctx: typer.Context) -> None:
     from run402_cli.api import auth
 
     _, entry = _project(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = auth.create_user(
             c, entry["service_key"], opts.email, is_admin=opts.admin, send_invite=True,
             redirect_url=opts.redirect, client_state=opts.state,
         )
-    finally:
-        c.close()
     output.emit({"status": "ok", **(data if isinstance(data, dict) else {"result": data})}, compact=True)
 
 
@@ -280,11 +268,8 @@ def run_set_password(opts: SetPasswordOptions, ctx: typer.Context) -> None:
     from run402_cli.api import auth
 
     _, entry = _project(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         auth.set_password(c, entry["anon_key"], opts.token, opts.new, opts.current)
-    finally:
-        c.close()
     output.emit({"status": "ok"}, compact=True)
 
 
@@ -344,11 +329,8 @@ def run_settings(opts: SettingsOptions, ctx: typer.Context) -> None:
 
     _, entry = _project(ctx, opts.project_id)
     patch = dict(opts.patch)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = auth.settings(c, entry["service_key"], patch)
-    finally:
-        c.close()
     output.emit({"status": "ok", **patch, **(data if isinstance(data, dict) else {})}, compact=True)
 
 
@@ -370,9 +352,6 @@ def run_providers(opts: ProvidersOptions, ctx: typer.Context) -> None:
     from run402_cli.api import auth
 
     _, entry = _project(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = auth.providers(c, entry["anon_key"])
-    finally:
-        c.close()
     output.emit(data)

@@ -263,12 +263,9 @@ def run_resume(opts: ResumeOptions, ctx: typer.Context) -> None:
         entry = ks.get(project_id) if project_id else None
         return entry.get("anon_key") if entry else None
 
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         with event_sink(opts.quiet) as emit:
             result = flow.resume(c, opts.operation_id, anon_key_for=anon_key_for, on_event=emit)
-    finally:
-        c.close()
     output.emit({"status": "ok", **result})
 
 
@@ -303,11 +300,8 @@ def run_list(opts: ListOptions, ctx: typer.Context) -> None:
     from run402_cli.api import deploy as api
 
     _, entry = _project(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = api.list_operations(c, entry.get("anon_key"), limit=opts.limit)
-    finally:
-        c.close()
     data = data if isinstance(data, dict) else {}
     output.emit({"status": "ok", "operations": data.get("operations", []), "cursor": data.get("cursor")})
 
@@ -341,11 +335,8 @@ def run_events(opts: EventsOptions, ctx: typer.Context) -> None:
     from run402_cli.api import deploy as api
 
     _, entry = _project(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = api.operation_events(c, entry.get("anon_key"), opts.operation_id)
-    finally:
-        c.close()
     output.emit({"status": "ok", **(data if isinstance(data, dict) else {"events": data})})
 
 
@@ -382,11 +373,8 @@ def run_release_get(opts: ReleaseGetOptions, ctx: typer.Context) -> None:
     from run402_cli.api import deploy as api
 
     _, entry = _project(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         release = api.get_release(c, entry.get("anon_key"), opts.release_id, site_limit=opts.site_limit)
-    finally:
-        c.close()
     output.emit({"status": "ok", "release": release})
 
 
@@ -415,11 +403,8 @@ def run_release_active(opts: ReleaseActiveOptions, ctx: typer.Context) -> None:
     from run402_cli.api import deploy as api
 
     _, entry = _project(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         release = api.active_release(c, entry.get("anon_key"), site_limit=opts.site_limit)
-    finally:
-        c.close()
     output.emit({"status": "ok", "release": release})
 
 
@@ -458,11 +443,8 @@ def run_release_diff(opts: ReleaseDiffOptions, ctx: typer.Context) -> None:
     from run402_cli.api import deploy as api
 
     _, entry = _project(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         diff = api.diff_releases(c, entry.get("anon_key"), opts.from_, opts.to, limit=opts.limit)
-    finally:
-        c.close()
     output.emit({"status": "ok", "diff": diff})
 
 
@@ -532,12 +514,9 @@ def run_resolve(opts: ResolveOptions, ctx: typer.Context) -> None:
 
     _, entry = _project(ctx, opts.project_id)
     req = opts.request
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         resolution = api.resolve(c, entry.get("anon_key"), req["host"],
                                  path=req["path"] if opts.send_path else None, method=req.get("method"))
-    finally:
-        c.close()
     summary = build_summary(resolution if isinstance(resolution, dict) else {}, req)
     output.emit({
         "status": "ok",

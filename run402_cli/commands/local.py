@@ -150,9 +150,6 @@ def run_mailbox(opts: MailboxOptions, ctx: typer.Context) -> None:
             details={"variable": "RUN402_API_BASE"},
         )
     project_id, entry = config.resolve_project(s, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = mailbox_api.list_messages(c, project_id, entry["service_key"], opts.to)
-    finally:
-        c.close()
     output.emit(data)

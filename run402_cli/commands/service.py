@@ -34,11 +34,8 @@ def status(ctx: typer.Context) -> None:
 def run_status(opts: StatusOptions, ctx: typer.Context) -> None:
     from run402_cli.api import service
 
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = service.status(c)
-    finally:
-        c.close()
     output.emit(data)
 
 
@@ -54,9 +51,6 @@ def health(ctx: typer.Context) -> None:
 def run_health(opts: HealthOptions, ctx: typer.Context) -> None:
     from run402_cli.api import service
 
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = service.health(c)
-    finally:
-        c.close()
     output.emit(data)

@@ -152,11 +152,8 @@ def run_deploy_dir(opts: DeployDirOptions, ctx: typer.Context) -> None:
     hashes, _ = hash_walk(opts.walk, HashCache.for_root(opts.walk.root, settings(ctx).env))
     release = site_release_from_walk(opts.project_id, opts.walk, hashes, validate=False)
     if opts.dry_run:
-        c = client(ctx)
-        try:
+        with client(ctx) as c:
             plan = flow.dry_run(c, release)
-        finally:
-            c.close()
         output.emit({
             "status": "ok",
             "dry_run": True,

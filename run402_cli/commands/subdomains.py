@@ -82,11 +82,8 @@ def run_claim(opts: ClaimOptions, ctx: typer.Context) -> None:
     from run402_cli.api import subdomains
 
     _, entry = _project(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = subdomains.claim(c, entry["service_key"], opts.name, opts.deployment_id)
-    finally:
-        c.close()
     output.emit(data)
 
 
@@ -110,11 +107,8 @@ def run_list(opts: ListOptions, ctx: typer.Context) -> None:
     from run402_cli.api import subdomains
 
     _, entry = _project(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = subdomains.list_(c, entry["service_key"])
-    finally:
-        c.close()
     output.emit(data)
 
 
@@ -151,9 +145,6 @@ def run_delete(opts: DeleteOptions, ctx: typer.Context) -> None:
     from run402_cli.api import subdomains
 
     _, entry = _project(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         subdomains.delete(c, entry["service_key"], opts.name)
-    finally:
-        c.close()
     output.emit({"status": "ok", "message": f"Subdomain '{opts.name}' released."}, compact=True)

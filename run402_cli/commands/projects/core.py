@@ -43,11 +43,8 @@ def quote(ctx: typer.Context) -> None:
 def run_quote(opts: QuoteOptions, ctx: typer.Context) -> None:
     from run402_cli.api import tiers
 
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = tiers.quote(c)
-    finally:
-        c.close()
     output.emit(data)
 
 
@@ -103,14 +100,11 @@ def run_provision(opts: ProvisionOptions, ctx: typer.Context) -> None:
     from run402_cli.api import projects
 
     s = settings(ctx)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         config.require_allowance(s)
         ks = s.keystore()
         before = ks.active_project_id()
         data = projects.provision(c, opts.tier, opts.name)
-    finally:
-        c.close()
     if not (
         isinstance(data, dict)
         and isinstance(data.get("project_id"), str)
@@ -303,14 +297,11 @@ def run_sql(opts: SqlOptions, ctx: typer.Context) -> None:
     from run402_cli.api import projects
 
     project_id, entry = resolve(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = projects.sql(
             c, project_id, entry["service_key"], opts.sql,
             list(opts.params) if opts.params is not None else None,
         )
-    finally:
-        c.close()
     output.emit(data)
 
 
@@ -335,11 +326,8 @@ def run_schema(opts: SchemaOptions, ctx: typer.Context) -> None:
     from run402_cli.api import projects
 
     project_id, entry = resolve(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = projects.schema(c, project_id, entry["service_key"])
-    finally:
-        c.close()
     output.emit(data)
 
 
@@ -361,11 +349,8 @@ def run_usage(opts: UsageOptions, ctx: typer.Context) -> None:
     from run402_cli.api import projects
 
     project_id, entry = resolve(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = projects.usage(c, project_id, entry["service_key"])
-    finally:
-        c.close()
     output.emit(data)
 
 
@@ -403,10 +388,7 @@ def run_delete(opts: DeleteOptions, ctx: typer.Context) -> None:
             code="CONFIRMATION_REQUIRED",
             details={"project_id": project_id, "destroys": list(DESTROYS)},
         )
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         projects.delete(c, project_id, entry["service_key"])
-    finally:
-        c.close()
     settings(ctx).keystore().remove_project(project_id)
     output.emit({"status": "ok", "message": f"Project {project_id} deleted."}, compact=True)

@@ -89,11 +89,8 @@ def run_rest(opts: RestOptions, ctx: typer.Context) -> None:
     from run402_cli.api import rest as rest_api
 
     _, entry = resolve(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = rest_api.rest(c, entry["anon_key"], opts.table, opts.query, opts.method, opts.body)
-    finally:
-        c.close()
     output.emit(data)
 
 
@@ -153,11 +150,8 @@ def run_apply_expose(opts: ApplyExposeOptions, ctx: typer.Context) -> None:
     from run402_cli.api import expose
 
     project_id, entry = resolve(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = expose.apply(c, project_id, entry["service_key"], opts.manifest)
-    finally:
-        c.close()
     output.emit(data)
 
 
@@ -179,11 +173,8 @@ def run_get_expose(opts: GetExposeOptions, ctx: typer.Context) -> None:
     from run402_cli.api import expose
 
     project_id, entry = resolve(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         data = expose.get(c, project_id, entry["service_key"])
-    finally:
-        c.close()
     output.emit(data)
 
 
@@ -279,14 +270,11 @@ def run_validate_expose(opts: ValidateExposeOptions, ctx: typer.Context) -> None
         }
         output.emit({"status": "ok", "hasErrors": True, "errors": [issue], "warnings": []})
         return
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         if entry is not None and project_id is not None:
             data = expose.validate_project(c, project_id, entry["service_key"], manifest, opts.migration_sql)
         else:
             data = expose.validate_projectless(c, manifest, opts.migration_sql)
-    finally:
-        c.close()
     if isinstance(data, dict):
         data = {"status": "ok", **{k: v for k, v in data.items() if k != "status"}}
     output.emit(data)
@@ -332,11 +320,8 @@ def run_promote_user(opts: PromoteUserOptions, ctx: typer.Context) -> None:
     from run402_cli.api import auth
 
     project_id, entry = resolve(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         auth.promote_user(c, project_id, entry["service_key"], opts.email)
-    finally:
-        c.close()
     output.emit({"status": "ok", "email": opts.email}, compact=True)
 
 
@@ -354,9 +339,6 @@ def run_demote_user(opts: DemoteUserOptions, ctx: typer.Context) -> None:
     from run402_cli.api import auth
 
     project_id, entry = resolve(ctx, opts.project_id)
-    c = client(ctx)
-    try:
+    with client(ctx) as c:
         auth.demote_user(c, project_id, entry["service_key"], opts.email)
-    finally:
-        c.close()
     output.emit({"status": "ok", "email": opts.email}, compact=True)
