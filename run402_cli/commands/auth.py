@@ -192,15 +192,6 @@ def run_create_user(opts: CreateUserOptions, ctx: typer.Context) -> None:
     output.emit({"status": "ok", **(data if isinstance(data, dict) else {"result": data})}, compact=True)
 
 
-@dataclass(frozen=True)
-class InviteUserOptions:
-    email: str
-    redirect: str
-    admin: Optional[bool] = None
-    state: Optional[str] = None
-    project_id: Optional[str] = None
-
-
 @app.command("invite-user")
 def invite_user(
     ctx: typer.Context,
@@ -214,24 +205,13 @@ def invite_user(
 
     Example: run402 auth invite-user --email ada@example.com --redirect http://localhost:3000/cb
     """
-    opts = InviteUserOptions(
+    # An invite is create-user with the invite always sent: one code path for both.
+    opts = CreateUserOptions(
         email=_required(email, "Missing --email", "--email"),
         redirect=_required(redirect, "Missing --redirect <url>", "--redirect"),
-        admin=_bool_flag(admin, "--admin"), state=state, project_id=project,
+        admin=_bool_flag(admin, "--admin"), invite=True, state=state, project_id=project,
     )
-    run_invite_user(opts, ctx)
-
-
-def run_invite_user(opts: InviteUserOptions, ctx: typer.Context) -> None:
-    from run402_cli.api import auth
-
-    _, entry = _project(ctx, opts.project_id)
-    with client(ctx) as c:
-        data = auth.create_user(
-            c, entry["service_key"], opts.email, is_admin=opts.admin, send_invite=True,
-            redirect_url=opts.redirect, client_state=opts.state,
-        )
-    output.emit({"status": "ok", **(data if isinstance(data, dict) else {"result": data})}, compact=True)
+    run_create_user(opts, ctx)
 
 
 # --- set-password --------------------------------------------------------------------------
