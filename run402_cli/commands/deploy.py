@@ -83,6 +83,9 @@ class _Events:
         if kind == "plan.diff":
             summary = event.get("diff", {}).get("summary")
             p.update(task, description=f"planned{': ' + summary if summary else ''}")
+        elif kind == "site.secret_files.skipped":
+            for f in event.get("files", []):
+                p.console.print(f"not deployed (secret): {f.get('path')} ({f.get('reason')})")
         elif kind == "plan.warnings":
             for w in event.get("warnings", []):
                 p.console.print(f"warning {w.get('code')}: {w.get('message')}")

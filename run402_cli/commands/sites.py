@@ -56,7 +56,8 @@ def _result(outcome: Any) -> dict[str, Any]:
     return out
 
 
-def _deploy(ctx: typer.Context, release: Release, anon_key: Optional[str], quiet: bool) -> Any:
+def _deploy(ctx: typer.Context, release: Release, anon_key: Optional[str], quiet: bool,
+            skipped_secrets: Any = ()) -> Any:
     from run402_cli.commands.deploy import event_sink
     from run402_cli.deploy import flow
     from run402_cli.deploy.guidance import enhance_warning_error
@@ -64,7 +65,8 @@ def _deploy(ctx: typer.Context, release: Release, anon_key: Optional[str], quiet
     c = client(ctx)
     try:
         with event_sink(quiet) as emit:
-            outcome = flow.apply(c, release, anon_key=anon_key, on_event=emit)
+            outcome = flow.apply(c, release, anon_key=anon_key, on_event=emit,
+                                 skipped_secrets=skipped_secrets)
     except flow.DeployError as err:
         if err.body.get("resource") == "warnings":
             enhance_warning_error(err, command="run402 sites deploy-dir", allow_flags=False)
@@ -168,7 +170,7 @@ def run_deploy_dir(opts: DeployDirOptions, ctx: typer.Context) -> None:
                                          if isinstance(r, dict) and not r.get("present")),
         })
         return
-    outcome = _deploy(ctx, release, opts.anon_key, opts.quiet)
+    outcome = _deploy(ctx, release, opts.anon_key, opts.quiet, opts.walk.secrets)
     out = _result(outcome)
     _save_deployment(ctx, opts.project_id, out["deployment_id"])
     output.emit({"status": "ok", **out})

@@ -3,7 +3,7 @@ what the gateway lacks -> commit -> poll -> DeployResult. No printing: every Dep
 (§1.12) goes to the `on_event` callback the command passes (it prints JSON lines on stderr,
 or drives a progress bar).
 
-    plan.started -> plan.diff -> [plan.warnings] -> [payment.required]
+    [site.secret_files.skipped] -> plan.started -> plan.diff -> [plan.warnings] -> [payment.required]
       -> content.upload.skipped* -> content.upload.progress*
       -> commit.phase(validate, started) -> [commit.phase pairs] -> ready
 
@@ -22,6 +22,10 @@ Decisions where the spec leaves room:
   (§1.8).
 - `BASE_RELEASE_CONFLICT` with `safe_to_retry: true` and a current/omitted base re-plans from
   scratch, at most twice (§1.11), announcing each retry with `deploy.retry`.
+- Secrets the directory walk left out (`WalkResult.secrets`, passed as `skipped_secrets`) are
+  announced once, before the first plan, in `site.secret_files.skipped` (not a DeployEvent of
+  the official client: ours, so a user sees what was not published and why). Only on stderr:
+  the result keeps the official shape.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit
 
+from run402_cli.deploy.secrets_filter import skipped_secrets_event
 from run402_cli.deploy.spec import MANIFEST_CONTENT_TYPE, Content, Release, manifest_upload_size
 from run402_cli.errors import ApiError, LocalError, NetworkError, Run402Error
 
@@ -535,6 +540,7 @@ def apply(
     *,
     anon_key: str | None,
     on_event: EventSink | None = None,
+    skipped_secrets: Iterable[Any] = (),
     allow_warnings: bool = False,
     allowed_warning_codes: Iterable[str] = (),
     max_retries: int = MAX_RETRIES,
@@ -543,8 +549,12 @@ def apply(
     clock: Callable[[], float] = time.monotonic,
     jitter: Callable[[], float] = random.random,
 ) -> DeployOutcome:
-    """Deploy `release`; returns the outcome or raises (DeployError, ApiError, ...)."""
+    """Deploy `release`; returns the outcome or raises (DeployError, ApiError, ...).
+    `skipped_secrets`: the walk's SkippedSecret items, announced once before planning."""
     emit = on_event or (lambda _e: None)
+    secrets_event = skipped_secrets_event(skipped_secrets)
+    if secrets_event is not None:
+        emit(secrets_event)  # once, not per BASE_RELEASE_CONFLICT attempt
     allowed = tuple(dict.fromkeys(allowed_warning_codes))
     attempt = 1
     while True:

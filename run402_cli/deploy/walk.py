@@ -2,21 +2,28 @@
 
 Rules, in the order they apply to each directory entry:
 1. skipped by name, at every depth (files and directories alike): `.git`, `node_modules`,
-   `.DS_Store` (exact), and the sensitive names, case-insensitively: `.env`, `.env.*`,
-   `.envrc`, `.npmrc`, `.pnpmrc`, `.yarnrc`, `.netrc`, `.pypirc`, `id_dsa`, `id_ecdsa`,
-   `id_ed25519`, `id_rsa`, `*.key`, `*.pem`, `*.p12`, `*.pfx`. A skipped name is never even
-   looked at, so a skipped symlink (`node_modules -> ...`) is not an error;
+   `.DS_Store` (exact), and the secret names of `secrets_filter.py`, case-insensitively: the
+   spec's list (`.env`, `.env.*`, `.envrc`, `.npmrc`, ..., `id_rsa`, `*.key`, `*.pem`, `*.p12`,
+   `*.pfx`) and more (`.aws/`, `.ssh/`, `.docker/`, `.git-credentials`, `.htpasswd`,
+   `*.tfstate`, ...). A skipped name is never even looked at, so a skipped symlink
+   (`node_modules -> ...`) is not an error;
 2. a symlink anywhere fails the whole walk ("following symlinks is not supported");
-3. directories are walked; regular files are kept; anything else (fifo, socket, device) is
-   silently ignored.
+3. directories are walked; regular files are kept, except a usually-public kind (`.crt`,
+   `.asc`, `.json`, ...) whose first 64 KiB hold a private-key block; anything else (fifo,
+   socket, device) is silently ignored.
 Other dotfiles are kept (`.well-known/...` is deployed). The root itself must exist, be a
 directory and not be a symlink. No file left -> error.
+
+Every secret left out (rule 1's secret names and rule 3's private keys, not `.git`,
+`node_modules`, `.DS_Store`) is listed with its reason in `WalkResult.secrets`, so the deploy
+can tell the user what it did not publish.
 
 Keys are POSIX relative paths (`a/b.html`), sorted (the official client does not sort; the
 gateway does not care, and a fixed order makes plans and tests deterministic).
 
 Each file carries what `lstat` said about it (size, mtime_ns, ctime_ns, inode, device), so the
-hash cache can decide without opening it. One `lstat` per file is the whole cost of the walk.
+hash cache can decide without opening it. One `lstat` per file is the whole cost of the walk,
+plus one bounded read for the few sniffed extensions.
 """
 
 from __future__ import annotations
@@ -25,28 +32,18 @@ import os
 import stat
 from dataclasses import dataclass, field
 
+from run402_cli.deploy.secrets_filter import secret_content_reason, secret_name_reason
 from run402_cli.errors import LocalError
 
-__all__ = ["WalkResult", "WalkedFile", "is_skipped", "walk_dir"]
+__all__ = ["SkippedSecret", "WalkResult", "WalkedFile", "is_skipped", "walk_dir"]
 
+# Not secrets, just never part of a site (exact names, per spec): skipped without a report.
 _SKIP_EXACT = frozenset({".git", "node_modules", ".DS_Store"})
-_SENSITIVE_EXACT = frozenset(
-    {".env", ".envrc", ".npmrc", ".pnpmrc", ".yarnrc", ".netrc", ".pypirc",
-     "id_dsa", "id_ecdsa", "id_ed25519", "id_rsa"}
-)
-_SENSITIVE_SUFFIXES = (".key", ".pem", ".p12", ".pfx")
 
 
 def is_skipped(name: str) -> bool:
-    """True when a directory entry called `name` is left out of a deploy (rule 1 above)."""
-    if name in _SKIP_EXACT:
-        return True
-    lower = name.lower()
-    return (
-        lower in _SENSITIVE_EXACT
-        or lower.startswith(".env.")
-        or lower.endswith(_SENSITIVE_SUFFIXES)
-    )
+    """True when a directory entry called `name` is left out of a deploy by name (rule 1)."""
+    return name in _SKIP_EXACT or secret_name_reason(name) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +57,18 @@ class WalkedFile:
     dev: int
 
 
+@dataclass(frozen=True, slots=True)
+class SkippedSecret:
+    path: str  # POSIX path relative to the root (a directory is left out whole)
+    reason: str  # what it looks like, for the user ("AWS credentials directory")
+
+
 @dataclass
 class WalkResult:
     root: str  # absolute (os.path.abspath; not resolved: the root is not a symlink)
     files: list[WalkedFile]
-    skipped: list[str] = field(default_factory=list)  # relative paths left out by name
+    skipped: list[str] = field(default_factory=list)  # relative paths left out (name or content)
+    secrets: list[SkippedSecret] = field(default_factory=list)  # the secrets among them, sorted
 
 
 def _error(message: str, reason: str, path: str, hint: str | None = None) -> LocalError:
@@ -96,6 +100,7 @@ def walk_dir(root: str | os.PathLike[str]) -> WalkResult:
     base = os.path.abspath(shown)
     files: list[WalkedFile] = []
     skipped: list[str] = []
+    secrets: list[SkippedSecret] = []
     stack: list[tuple[str, str]] = [(base, "")]  # (absolute dir, key prefix)
     while stack:
         current, prefix = stack.pop()
@@ -108,8 +113,13 @@ def walk_dir(root: str | os.PathLike[str]) -> WalkResult:
         for entry in entries:
             name = entry.name
             key = prefix + name
-            if is_skipped(name):
+            if name in _SKIP_EXACT:
                 skipped.append(key)
+                continue
+            reason = secret_name_reason(name)
+            if reason is not None:
+                skipped.append(key)
+                secrets.append(SkippedSecret(key, reason))
                 continue
             if entry.is_symlink():
                 raise _error(
@@ -125,12 +135,22 @@ def walk_dir(root: str | os.PathLike[str]) -> WalkResult:
                 except OSError as exc:
                     raise _error(f"cannot read file {entry.path}: {exc.strerror or exc}",
                                  "unreadable", entry.path) from None
+                try:
+                    reason = secret_content_reason(name, entry.path)
+                except OSError as exc:
+                    raise _error(f"cannot read file {entry.path}: {exc.strerror or exc}",
+                                 "unreadable", entry.path) from None
+                if reason is not None:
+                    skipped.append(key)
+                    secrets.append(SkippedSecret(key, reason))
+                    continue
                 files.append(WalkedFile(key, entry.path, s.st_size, s.st_mtime_ns, s.st_ctime_ns,
                                         s.st_ino, s.st_dev))
             # anything else (fifo, socket, device): ignored, like the official walk
     if not files:
         raise _error(f"directory {shown} contains no deployable files", "no_deployable_files",
-                     shown, hint="Skipped names (.git, node_modules, .env*, keys) are never deployed.")
+                     shown, hint="Skipped names (.git, node_modules, .env*, keys, credentials) are never deployed.")
     files.sort(key=lambda f: f.key)
     skipped.sort()
-    return WalkResult(root=base, files=files, skipped=skipped)
+    secrets.sort(key=lambda s: s.path)
+    return WalkResult(root=base, files=files, skipped=skipped, secrets=secrets)

@@ -1,15 +1,18 @@
 """The directory walk of `sites deploy-dir` (spec api-deploy §2.1): what is kept, skipped,
-refused; keys; errors. Pure: temp dirs only."""
+refused; keys; errors; the secret files left out and reported (deploy/secrets_filter.py).
+Pure: temp dirs only."""
 
 from __future__ import annotations
 
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from run402_cli.deploy.content_types import extension, guess
+from run402_cli.deploy.secrets_filter import SNIFF_BYTES, skipped_secrets_event
 from run402_cli.deploy.walk import is_skipped, walk_dir
 from run402_cli.errors import LocalError
 
@@ -48,10 +51,170 @@ def test_skipped_names(name: str) -> None:
     assert is_skipped(name)
 
 
+# Beyond the spec: credentials and keys of common tools, by name (case-insensitive).
+@pytest.mark.parametrize("name", [
+    ".aws", ".AWS", ".azure", "application_default_credentials.json", "legacy_credentials",
+    "access_tokens.db", "credentials.db", ".boto", ".s3cfg", ".docker", ".kube", ".yarnrc.yml",
+    ".vault-token", ".terraformrc", "terraform.rc", ".terraform.d", ".terraform", ".pgpass",
+    ".my.cnf", ".git-credentials", ".htpasswd", ".HTPASSWD", ".htdigest", ".ssh", "id_ecdsa_sk",
+    "id_ed25519_sk", ".gnupg", "me.ppk", "AuthKey_ABC123.p8", "release.jks", "app.keystore",
+    "terraform.tfstate", "terraform.tfstate.backup", "prod.tfvars", "x.auto.tfvars.json",
+])
+def test_secret_names_beyond_the_spec_are_skipped(name: str) -> None:
+    assert is_skipped(name)
+
+
+# What a static site legitimately serves stays, including names that merely mention a tool.
 @pytest.mark.parametrize("name", [".gitignore", ".well-known", "env", ".environment", "id_rsa.pub",
-                                  "keys.json", ".DS_STORE", "node_module", "a.keys"])
+                                  "keys.json", ".DS_STORE", "node_module", "a.keys", ".htaccess",
+                                  "aws", "docker", "kube", "ssh", "gcloud", "credentials.html",
+                                  "aws-credentials.md", "config.json", "terraform.md", "tfstate.html",
+                                  "server.crt", "ca.cer", "pubkey.asc", "data.json", "id_ed25519.pub"])
 def test_kept_names(name: str) -> None:
     assert not is_skipped(name)
+
+
+RSA_KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\n"
+CERT = "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIE\n-----END CERTIFICATE-----\n"
+
+
+def secrets(root: Path) -> dict[str, str]:
+    return {s.path: s.reason for s in walk_dir(root).secrets}
+
+
+def test_each_kind_of_secret_file_is_left_out_and_reported(tmp_path: Path) -> None:
+    write(tmp_path, "index.html", "<h1>hi</h1>")
+    planted = {
+        ".aws/credentials": ".aws", ".aws/config": ".aws",
+        ".azure/msal_token_cache.json": ".azure",
+        ".config/gcloud/application_default_credentials.json":
+            ".config/gcloud/application_default_credentials.json",
+        ".config/gcloud/legacy_credentials/me@x.com/adc.json": ".config/gcloud/legacy_credentials",
+        ".docker/config.json": ".docker", ".kube/config": ".kube",
+        ".npmrc": ".npmrc", ".pypirc": ".pypirc", ".netrc": ".netrc",
+        ".git-credentials": ".git-credentials", ".htpasswd": ".htpasswd",
+        ".ssh/known_hosts": ".ssh", "keys/id_rsa": "keys/id_rsa", "keys/id_ed25519": "keys/id_ed25519",
+        "keys/id_ecdsa": "keys/id_ecdsa", "keys/id_dsa": "keys/id_dsa", "keys/me.ppk": "keys/me.ppk",
+        "tls/server.pem": "tls/server.pem", "tls/server.key": "tls/server.key",
+        "tls/bundle.p12": "tls/bundle.p12", "tls/bundle.pfx": "tls/bundle.pfx",
+        "infra/terraform.tfstate": "infra/terraform.tfstate",
+        "infra/terraform.tfstate.backup": "infra/terraform.tfstate.backup",
+        ".env.local": ".env.local",
+    }
+    for rel in planted:
+        write(tmp_path, rel, RSA_KEY)
+    result = walk_dir(tmp_path)
+    assert [f.key for f in result.files] == ["index.html"]
+    reported = {s.path: s.reason for s in result.secrets}
+    assert set(reported) == set(planted.values())
+    assert all(reason for reason in reported.values())
+    assert reported[".aws"] == "AWS credentials directory"
+    assert [s.path for s in result.secrets] == sorted(reported), "sorted, like the files"
+
+
+def test_git_dir_is_skipped_but_is_not_reported_as_a_secret(tmp_path: Path) -> None:
+    write(tmp_path, "index.html")
+    write(tmp_path, ".git/config", "[credential]\n\thelper = store\n")
+    write(tmp_path, "node_modules/a.js")
+    write(tmp_path, ".DS_Store")
+    result = walk_dir(tmp_path)
+    assert result.skipped == [".DS_Store", ".git", "node_modules"]
+    assert result.secrets == []
+
+
+def test_secret_rules_apply_at_every_depth(tmp_path: Path) -> None:
+    write(tmp_path, "index.html")
+    write(tmp_path, "a/b/c/.aws/credentials", "[default]\naws_secret_access_key=x\n")
+    write(tmp_path, "a/b/.git-credentials", "https://u:tok@github.com\n")
+    write(tmp_path, "a/.docker/config.json", '{"auths":{}}')
+    write(tmp_path, "a/b/c/d/e/id_rsa", RSA_KEY)
+    write(tmp_path, "a/b/c/ok.css", "p{}")
+    result = walk_dir(tmp_path)
+    assert [f.key for f in result.files] == ["a/b/c/ok.css", "index.html"]
+    assert [s.path for s in result.secrets] == ["a/.docker", "a/b/.git-credentials", "a/b/c/.aws",
+                                                "a/b/c/d/e/id_rsa"]
+
+
+def test_a_secret_named_symlink_is_skipped_not_followed(tmp_path: Path) -> None:
+    write(tmp_path, "index.html")
+    (tmp_path / ".ssh").symlink_to(tmp_path / "nowhere")
+    assert secrets(tmp_path) == {".ssh": "SSH directory (private keys)"}
+
+
+def test_public_certificates_and_keys_are_kept_private_ones_are_not(tmp_path: Path) -> None:
+    write(tmp_path, "index.html")
+    write(tmp_path, "certs/ca.crt", CERT)
+    write(tmp_path, "certs/ca.CER", CERT)
+    write(tmp_path, "pgp/pub.asc", "-----BEGIN PGP PUBLIC KEY BLOCK-----\nmQINBF\n")
+    write(tmp_path, "certs/bundle.crt", CERT * 40 + RSA_KEY)  # key after a long chain
+    write(tmp_path, "certs/ec.cert", "-----BEGIN EC PRIVATE KEY-----\nMHcC\n")
+    write(tmp_path, "certs/openssh.cer", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n")
+    write(tmp_path, "pgp/secret.asc", "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQdGBF\n")
+    result = walk_dir(tmp_path)
+    assert [f.key for f in result.files] == ["certs/ca.CER", "certs/ca.crt", "index.html", "pgp/pub.asc"]
+    assert {s.path for s in result.secrets} == {"certs/bundle.crt", "certs/ec.cert",
+                                                 "certs/openssh.cer", "pgp/secret.asc"}
+
+
+def test_a_service_account_key_json_is_left_out_other_json_is_kept(tmp_path: Path) -> None:
+    write(tmp_path, "index.html")
+    write(tmp_path, "data/items.json", '{"items": [1, 2, 3], "note": "PRIVATE KEY is just words"}')
+    write(tmp_path, "serviceAccountKey.json",
+          '{"type": "service_account", "project_id": "p", "private_key_id": "abc", '
+          '"private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEvQ\\n-----END PRIVATE KEY-----\\n"}')
+    write(tmp_path, "enc.json", '{"k": "-----BEGIN ENCRYPTED PRIVATE KEY-----\\nMIIF"}')
+    result = walk_dir(tmp_path)
+    assert [f.key for f in result.files] == ["data/items.json", "index.html"]
+    assert secrets(tmp_path) == {"enc.json": "JSON holding a private key",
+                                 "serviceAccountKey.json": "JSON holding a private key"}
+
+
+def test_only_the_head_of_a_sniffed_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    write(tmp_path, "index.html")
+    write(tmp_path, "big.json", b"[" + b"0," * SNIFF_BYTES + b"0]")
+    write(tmp_path, "page.html", RSA_KEY)  # not a sniffed kind: never opened by the walk
+    reads: list[int] = []
+    real_open = builtins.open
+
+    class Spy:
+        def __init__(self, fh: Any) -> None:
+            self.fh = fh
+
+        def __enter__(self) -> "Spy":
+            return self
+
+        def __exit__(self, *exc: Any) -> None:
+            self.fh.close()
+
+        def read(self, n: int = -1) -> bytes:
+            reads.append(n)
+            return self.fh.read(n)
+
+    opened: list[str] = []
+
+    def spy_open(path: Any, *args: Any, **kw: Any) -> Any:
+        opened.append(os.path.basename(str(path)))
+        return Spy(real_open(path, *args, **kw))
+
+    monkeypatch.setattr(builtins, "open", spy_open)
+    assert keys(tmp_path) == ["big.json", "index.html", "page.html"]
+    assert opened == ["big.json"] and reads == [SNIFF_BYTES]
+
+
+def test_the_event_lists_every_secret_with_its_reason(tmp_path: Path) -> None:
+    write(tmp_path, "index.html")
+    write(tmp_path, ".htpasswd", "admin:$apr1$x")
+    write(tmp_path, "deep/.aws/credentials", "[default]")
+    event = skipped_secrets_event(walk_dir(tmp_path).secrets)
+    assert event is not None
+    assert event["type"] == "site.secret_files.skipped" and event["count"] == 2
+    assert event["paths"] == [".htpasswd", "deep/.aws"]
+    assert event["files"] == [{"path": ".htpasswd", "reason": "web server password file"},
+                              {"path": "deep/.aws", "reason": "AWS credentials directory"}]
+    assert event["hint"]
+    assert skipped_secrets_event([]) is None
 
 
 def test_skip_rules_apply_at_every_depth_to_files_and_dirs(tmp_path: Path) -> None:
