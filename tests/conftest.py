@@ -80,6 +80,9 @@ def cli():
     return invoke
 
 
+STATEMENT_TIMEOUT_S = 6
+
+
 @dataclass
 class Gateway:
     api_base: str
@@ -112,6 +115,8 @@ def gateway() -> Any:
     local_dir = Path(tempfile.mkdtemp(prefix="run402-test-local-"))
     env = {k: v for k, v in os.environ.items() if k not in _ENV_VARS}
     env["RUN402_LOCAL_DIR"] = str(local_dir)
+    # A short statement limit, so the test that a tenant cannot lift it finishes quickly.
+    env["RUN402_LOCAL_STATEMENT_TIMEOUT"] = str(STATEMENT_TIMEOUT_S)
     proc = _run402(["local", "up", "--port", "0"], env)
     if proc.returncode != 0:
         logs = _run402(["local", "logs"], env)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -12,11 +14,19 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from run402_cli.local import apply, content, expose, projects, rest, service, subdomains, tiers, users, wallets
+from run402_cli.local import (
+    apply, content, expose, project_sql, projects, rest, service, subdomains, tiers, users, wallets,
+)
 from run402_cli.local.context import GatewayContext
 from run402_cli.local.errors import GatewayError, handle_gateway_error, handle_unexpected
+from run402_cli.local.http_body import BodyLimits
+from run402_cli.local.reaper import start_reaper
 from run402_cli.local.sites import SiteDispatch
+from run402_cli.local.tenant_sql import statement_timeout_seconds
+
+log = logging.getLogger("run402.gateway")
 
 __all__ = ["build_app"]
 
@@ -30,12 +40,59 @@ async def _not_found(request: Request, exc: Exception) -> JSONResponse:
                         status_code=status)
 
 
+class ContainFailures:
+    """Innermost middleware: an unexpected exception becomes the 500 (or 503) envelope *here*.
+
+    Starlette's own last-resort handler sends the response and then re-raises, and the server
+    closes the connection on a re-raised exception, so the next request a client had pipelined
+    on that keep-alive connection failed. Caught here, the connection stays usable."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # too late for an envelope; the server ends the half-sent response
+                log.exception("error after the response started on %s", scope.get("path"))
+                raise
+            response = await handle_unexpected(Request(scope), exc)
+            await response(scope, receive, send)
+
+
+def _restore_recursion_limit() -> None:
+    """eth-account's dependency py_ecc raises the interpreter's recursion limit to 100,000 when it
+    is imported. With that limit a deeply nested JSON body overflows the C stack and kills the
+    process instead of raising RecursionError. The gateway imports it now (payments and wallet
+    sign-in need it) and puts the limit back."""
+    import importlib
+
+    for module in ("eth_account", "eth_account.messages"):
+        importlib.import_module(module)
+
+    sys.setrecursionlimit(1000)
+
+
 def build_app(ctx: GatewayContext) -> Starlette:
+    _restore_recursion_limit()
     route_table: list[Route] = [
         *service.routes,
         *tiers.routes,
         *wallets.routes,
         *expose.routes,
+        *project_sql.routes,
         *projects.routes,
         *rest.routes,
         *users.routes,
@@ -47,20 +104,26 @@ def build_app(ctx: GatewayContext) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # One pooled client to PostgREST for the whole process.
         app.state.postgrest_client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+        stop_reaper = start_reaper(ctx.pool, statement_timeout_seconds)
         try:
             yield
         finally:
+            stop_reaper()
             await app.state.postgrest_client.aclose()
 
     app = Starlette(
         lifespan=lifespan,
         routes=route_table,
-        exception_handlers={GatewayError: handle_gateway_error, 404: _not_found, 405: _not_found,
-                            Exception: handle_unexpected},
-        # Sites first: a `<label>.localhost` Host is a deployed site, never the API (sites.py).
-        middleware=[Middleware(SiteDispatch),
-                    Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
-                               allow_headers=["*"], expose_headers=["PAYMENT-REQUIRED", "PAYMENT-RESPONSE"])],
+        exception_handlers={GatewayError: handle_gateway_error, 404: _not_found, 405: _not_found},
+        middleware=[
+            # Body caps and the JSON-only rule first: nothing reads a byte before them (http_body.py).
+            Middleware(BodyLimits),
+            # Sites next: a `<label>.localhost` Host is a deployed site, never the API (sites.py).
+            Middleware(SiteDispatch),
+            Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
+                       allow_headers=["*"], expose_headers=["PAYMENT-REQUIRED", "PAYMENT-RESPONSE"]),
+            Middleware(ContainFailures),
+        ],
     )
     app.state.ctx = ctx
     return app

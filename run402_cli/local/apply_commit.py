@@ -20,7 +20,6 @@ import json
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -28,8 +27,8 @@ from starlette.routing import Route
 
 from run402_cli.local.apply_plan import Target, compute_target
 from run402_cli.local.apply_store import (
-    TERMINAL, active_release, deploy_error, load_operation, migration_checksum, operation_snapshot, owned_project,
-    update_operation,
+    TERMINAL, active_release, deploy_error, hold_deploy_lock, load_operation, migration_checksum, operation_snapshot,
+    owned_project, update_operation,
 )
 from run402_cli.local.auth import Project, wallet_from_siwx
 from run402_cli.local.cas import Cas
@@ -38,10 +37,11 @@ from run402_cli.local.context import GatewayContext
 from run402_cli.local.deploy_common import (
     add_event, deployment_host, deployment_id_for, label_url, new_id, project_host, read_json,
 )
+from run402_cli.local.db import notify_postgrest
 from run402_cli.local.errors import GatewayError
-from run402_cli.local.expose import apply_manifest, introspect_catalog
+from run402_cli.local.expose import apply_manifest, custom_policies_of, introspect_catalog, run_custom_policies
 from run402_cli.local.expose_validate import validate as validate_expose
-from run402_cli.local.projects import _BLOCKED  # the same SQL fence as `projects sql`
+from run402_cli.local.tenant_sql import SqlRefused, screen, tenant_session
 
 __all__ = ["routes"]
 
@@ -138,10 +138,12 @@ class _Run:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise self._migration_failed(m, "the migration SQL is not UTF-8", None) from None
-        for pattern, label in _BLOCKED:
-            if pattern.search(text):
-                raise self._migration_failed(m, f"Blocked SQL pattern: {label}", None, blocked=label,
-                                             hint="Grants and policies belong in database.expose")
+        try:  # the same friendly screen as `projects sql`; privileges and event triggers are the fence
+            screen(text)
+        except SqlRefused as exc:
+            raise self._migration_failed(m, f"Blocked SQL: {exc.label} (statement {exc.index + 1})", None,
+                                         blocked=exc.label, statement=exc.index + 1,
+                                         hint="Grants and policies belong in database.expose") from None
         return text
 
     def _migration_failed(self, m: dict[str, Any], message: str, sqlstate: str | None, **extra: Any) -> _Failed:
@@ -163,9 +165,7 @@ class _Run:
         update_operation(self.conn, self.op_id, status="migrating", phase="migrate")
         self.phase("migrate", "started")
         slot = self.project.schema_slot
-        with psycopg.connect(self.ctx.conninfo(user=f"{slot}_sql", password=self.project.sql_password)) as db:
-            db.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(f"{slot}_owner")))
-            db.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(slot)))
+        with tenant_session(self.ctx, self.project) as db:
             for m in t.new_migrations:
                 text = self._sql_text(m)
                 try:
@@ -213,6 +213,9 @@ class _Run:
         conn, pid = self.conn, self.project.id
         deployment_id = deployment_id_for(release_id)
         spec = self.plan["spec"]
+        expose = spec.get("database", {}).get("expose")
+        policies = custom_policies_of(expose, self.project.schema_slot) if expose is not None else []
+        run_custom_policies(self.ctx, self.project, policies, dry_run=True)
         with conn.transaction():
             row = conn.execute("SELECT release_id FROM run402_meta.active_releases WHERE project_id = %s FOR UPDATE",
                                (pid,)).fetchone()
@@ -244,7 +247,9 @@ class _Run:
                          "last_activate_attempt_at = now() WHERE id = %s", (self.op_id,))
             self.phase("activate", "done")
             self.event({"type": "ready", "releaseId": release_id, "urls": urls})
-            conn.execute("NOTIFY pgrst, 'reload schema'")
+            notify_postgrest(conn)
+        # The project's own policies, in its own session, once the manifest's grants are in place.
+        run_custom_policies(self.ctx, self.project, policies, dry_run=False)
         self.ctx.schema_changed()
         return urls
 
@@ -332,17 +337,16 @@ class _Run:
 
 
 def run_operation(ctx: GatewayContext, request: Request, project: Project, plan: dict[str, Any]) -> dict[str, Any]:
-    lock = f"run402-deploy:{project.id}"
-    with ctx.pool.connection() as conn:
-        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock,))
-        try:
+    # One operation per project at a time: a row lock held on its own connection for the whole run
+    # (the run itself commits several transactions on `conn`).
+    with ctx.pool.connection() as lock_conn, lock_conn.transaction():
+        hold_deploy_lock(lock_conn, project.id, "commit")
+        with ctx.pool.connection() as conn:
             op = load_operation(conn, plan["operation_id"])
             assert op is not None
             if op["status"] not in TERMINAL:
                 _Run(ctx, request, conn, project, plan).run(op)
             return load_operation(conn, plan["operation_id"])  # type: ignore[return-value]
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock,))
 
 
 def _commit_sync(request: Request, body: Any) -> JSONResponse:

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from run402_cli.local import apply_state as st
 from run402_cli.local.apply_spec import validate_body, validate_spec
 from run402_cli.local.apply_store import (
-    active_release, load_release, migration_checksum, owned_project, registry,
+    active_release, hold_deploy_lock, load_release, migration_checksum, owned_project, registry,
 )
 from run402_cli.local.auth import Project, wallet_from_siwx
 from run402_cli.local.cas import Cas
@@ -231,7 +231,7 @@ def _plan_sync(request: Request, body: Any, dry_run: bool) -> JSONResponse:
         if dry_run:
             return JSONResponse(plan_response(ctx, project, spec, t, digest, None, None))
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('run402-plan:' || %s))", (project.id,))
+            hold_deploy_lock(conn, project.id, "plan")
             found = _existing(conn, project.id, digest, t, key)
             if found:
                 plan_id, op_id = found

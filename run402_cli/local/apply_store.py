@@ -16,11 +16,21 @@ from run402_cli.local.deploy_common import iso
 from run402_cli.local.errors import GatewayError
 
 __all__ = [
+    "hold_deploy_lock",
     "TERMINAL", "active_release", "deploy_error", "load_operation", "load_release", "migration_checksum",
     "operation_snapshot", "owned_project", "registry", "settle_registry", "update_operation",
 ]
 
 TERMINAL = ("ready", "failed", "rolled_back", "needs_repair")
+
+
+def hold_deploy_lock(conn: psycopg.Connection, project_id: str, kind: str) -> None:
+    """Inside the caller's transaction: wait for, then hold until it ends, the project's `kind`
+    deploy lock (a row of run402_meta.deploy_locks, out of every tenant's reach)."""
+    conn.execute("INSERT INTO run402_meta.deploy_locks (project_id, kind) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                 (project_id, kind))
+    conn.execute("SELECT 1 FROM run402_meta.deploy_locks WHERE project_id = %s AND kind = %s FOR UPDATE",
+                 (project_id, kind))
 
 
 def owned_project(ctx: GatewayContext, wallet: str, project_id: str) -> Project:

@@ -14,12 +14,14 @@ from starlette.requests import Request
 
 from run402_cli.local.context import GatewayContext
 from run402_cli.local.errors import GatewayError
+from run402_cli.local.limits import LOOKUP_THREADS
 from run402_cli.local.siwx import SiwxError, verify_siwx
 from run402_cli.local.x402 import payment_required, payment_required_header
 
 __all__ = [
-    "Project", "bearer_token", "load_project", "mint_key", "project_from_service_key", "request_origin",
-    "verify_project_token", "wallet_from_siwx",
+    "Project", "bearer_token", "cached_project", "load_project", "mint_key", "project_from_service_key",
+    "request_origin", "service_key_gate_key", "verify_project_token", "verify_project_token_async",
+    "wallet_from_siwx",
 ]
 
 
@@ -104,9 +106,8 @@ def bearer_token(request: Request) -> str | None:
     return request.headers.get("apikey")
 
 
-def verify_project_token(ctx: GatewayContext, token: str) -> tuple[Project, dict]:
-    """Any project JWT (anon key, service key, user access token): the project it names must
-    exist and have signed it. HS256 only; `exp` is enforced when present (user tokens)."""
+def _named_project(token: str) -> str:
+    """The project id a token claims (not yet verified), or a 401."""
     try:
         unverified = pyjwt.decode(token, options={"verify_signature": False})
         header = pyjwt.get_unverified_header(token)
@@ -114,7 +115,10 @@ def verify_project_token(ctx: GatewayContext, token: str) -> tuple[Project, dict
         raise GatewayError(401, "UNAUTHORIZED", "Malformed token", category="auth") from None
     if header.get("alg") != "HS256" or not isinstance(unverified.get("project_id"), str):
         raise GatewayError(401, "UNAUTHORIZED", "Token is not a Run402 project token", category="auth")
-    project = load_project(ctx, unverified["project_id"])
+    return unverified["project_id"]
+
+
+def _verify_for(project: Project | None, token: str) -> tuple[Project, dict]:
     if project is None:
         raise GatewayError(401, "UNAUTHORIZED", "Token names an unknown project", category="auth")
     try:
@@ -128,6 +132,45 @@ def verify_project_token(ctx: GatewayContext, token: str) -> tuple[Project, dict
     if claims.get("role") in ("authenticated", "project_admin") and "exp" not in claims:
         raise GatewayError(401, "UNAUTHORIZED", "User tokens must expire", category="auth")
     return project, claims
+
+
+def verify_project_token(ctx: GatewayContext, token: str) -> tuple[Project, dict]:
+    """Any project JWT (anon key, service key, user access token): the project it names must
+    exist and have signed it. HS256 only; `exp` is enforced when present (user tokens)."""
+    return _verify_for(load_project(ctx, _named_project(token)), token)
+
+
+async def cached_project(ctx: GatewayContext, project_id: str) -> Project | None:
+    """load_project for async hot paths: from a 5-second cache (dropped whenever a schema
+    changes, which deleting a project does), else read in a small dedicated thread pool, so a
+    tenant that fills Starlette's shared pool cannot delay another tenant's requests."""
+    cache = ctx.limits.projects
+    hit = cache.get(project_id, not_before=ctx.schema_changed_at)
+    if hit is not None:
+        return hit
+    started = cache.now()
+    project = await ctx.limits.in_thread("lookup", LOOKUP_THREADS, load_project, ctx, project_id)
+    if project is not None:
+        cache.put(project_id, project, fetched_at=started)
+    return project
+
+
+async def verify_project_token_async(ctx: GatewayContext, token: str) -> tuple[Project, dict]:
+    """verify_project_token, for the event loop (see cached_project)."""
+    return _verify_for(await cached_project(ctx, _named_project(token)), token)
+
+
+async def service_key_gate_key(request: Request, ctx: GatewayContext, project_id: str) -> str:
+    """What a per-project gate is keyed by on a service-key route: the project id once the bearer
+    is verified as that project's service key. Anything else shares one key, so forged or foreign
+    keys naming a project cannot occupy its slots (the route itself then refuses them)."""
+    token = bearer_token(request)
+    try:
+        project, claims = await verify_project_token_async(ctx, token or "")
+    except GatewayError:
+        return ""
+    ok = project.id == project_id and claims.get("role") == "service_role"
+    return project.id if ok else ""
 
 
 def project_from_service_key(request: Request, ctx: GatewayContext, project_id: str) -> Project:
@@ -147,6 +190,7 @@ def project_from_service_key(request: Request, ctx: GatewayContext, project_id: 
     project, claims = verify_project_token(ctx, token)
     if claims.get("role") != "service_role":
         raise GatewayError(403, "FORBIDDEN", "This endpoint needs the project's service key", category="auth")
+    ctx.limits.check_project(project.id)  # every service-key admin route passes here
     with ctx.pool.connection() as conn:
         conn.execute("UPDATE run402_meta.projects SET api_calls = api_calls + 1 WHERE id = %s", (project.id,))
     return project

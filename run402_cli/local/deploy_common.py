@@ -17,6 +17,7 @@ from starlette.requests import Request
 from run402_cli.local.auth import Project, bearer_token, verify_project_token
 from run402_cli.local.context import GatewayContext
 from run402_cli.local.errors import GatewayError
+from run402_cli.local.http_body import read_json  # noqa: F401  (re-exported for the deploy routes)
 
 __all__ = [
     "add_event", "canonical_json", "content_type_for", "deployment_host", "deployment_id_for", "iso",
@@ -79,14 +80,6 @@ def label_url(request: Request, label: str) -> str:
     return f"http://{label}.localhost{':' + str(port) if port else ''}/"
 
 
-async def read_json(request: Request, *, empty: Any = None) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        return empty
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise GatewayError(400, "BAD_JSON", "Request body is not valid JSON") from None
 
 
 def project_from_apikey(request: Request, ctx: GatewayContext) -> Project:

@@ -20,10 +20,12 @@ from starlette.routing import Route
 
 from run402_cli.local.auth import Project, project_from_service_key, wallet_from_siwx
 from run402_cli.local.context import GatewayContext
-from run402_cli.local.errors import GatewayError
+from run402_cli.local.db import notify_postgrest
+from run402_cli.local.errors import GatewayError, database_unreachable
 from run402_cli.local.expose_validate import Catalog, catalog_from_sql, normalize_signature, validate
+from run402_cli.local.http_body import read_json
 
-__all__ = ["introspect_catalog", "routes"]
+__all__ = ["apply_manifest", "custom_policies_of", "introspect_catalog", "routes", "run_custom_policies"]
 
 _POLICY_PREFIX = "run402_"
 
@@ -129,15 +131,8 @@ def _apply_table(conn: psycopg.Connection, slot: str, item: dict[str, Any], cat:
         _policy(conn, slot, table, "auth_delete", "DELETE", ["authenticated"], "true", None)
     elif policy == "public_read_write_UNRESTRICTED":
         _policy(conn, slot, table, "unrestricted", "ALL", anon_auth, "true", "true")
-    elif policy == "custom":
-        # The project's own CREATE POLICY statements, with the owner's rights only.
-        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(f"{slot}_owner")))
-        conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(slot)))
-        try:
-            conn.execute(item["custom_sql"])
-        finally:
-            conn.execute("RESET ROLE")
-            conn.execute("RESET search_path")
+    # policy == "custom": the project's own CREATE POLICY statements run in a tenant session, not
+    # here (see run_custom_policies); this transaction only dropped their previous versions.
 
 
 def _apply_view(conn: psycopg.Connection, slot: str, view: dict[str, Any]) -> None:
@@ -146,7 +141,13 @@ def _apply_view(conn: psycopg.Connection, slot: str, view: dict[str, Any]) -> No
     q = sql.SQL("CREATE VIEW {} WITH (security_invoker = true) AS SELECT {} FROM {}").format(
         v, cols, sql.Identifier(slot, view["base"]))
     if view.get("filter"):
-        q = q + sql.SQL(" WHERE {}").format(sql.SQL(view["filter"]))
+        # The condition as PostgreSQL parsed it during validation: one expression, nothing more.
+        from run402_cli.local.tenant_sql import view_filter
+
+        condition = view_filter(view["filter"])
+        if condition is None:
+            raise GatewayError(400, "INVALID_MANIFEST", f"views[{view['name']}].filter is not one SQL condition")
+        q = q + sql.SQL(" WHERE {}").format(sql.SQL(condition))
     conn.execute(q)
     conn.execute(sql.SQL("ALTER VIEW {} OWNER TO {}").format(v, sql.Identifier(f"{slot}_owner")))
     if view.get("expose", True):
@@ -175,6 +176,41 @@ def _set_rpc_grants(conn: psycopg.Connection, slot: str, rpc: dict[str, Any], gr
             conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(fn, _roles(slot, roles)))
 
 
+def custom_policies_of(manifest: Any, slot: str) -> list[tuple[str, str, str]]:
+    """(table, policy name, statement) for every `custom` table of a *valid* manifest: the
+    statements as rebuilt from PostgreSQL's parse tree (tenant_sql.custom_policies)."""
+    from run402_cli.local.tenant_sql import custom_policies, policy_names
+
+    out: list[tuple[str, str, str]] = []
+    for item in (manifest.get("tables", []) if isinstance(manifest, dict) else []):
+        if isinstance(item, dict) and item.get("policy") == "custom" and isinstance(item.get("custom_sql"), str):
+            statements, errors = custom_policies(item["custom_sql"], slot, item["name"])
+            if not errors:
+                out.extend(zip([item["name"]] * len(statements), policy_names(statements), statements))
+    return out
+
+
+def run_custom_policies(ctx: GatewayContext, project: Project, policies: list[tuple[str, str, str]], *,
+                        dry_run: bool) -> None:
+    """Create a manifest's custom policies as the project itself (a tenant session: its owner
+    role, never the gateway's superuser), replacing same-named ones. `dry_run` rolls back: run
+    before the manifest's own transaction, it catches a bad policy before anything changes."""
+    from run402_cli.local.tenant_sql import tenant_session
+
+    if not policies:
+        return
+    slot = project.schema_slot
+    with tenant_session(ctx, project) as db:
+        for table, name, statement in policies:
+            db.execute(sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(
+                sql.Identifier(name), sql.Identifier(slot, table)))
+            db.execute(statement)
+        if dry_run:
+            db.rollback()
+        else:
+            db.commit()
+
+
 def _names(manifest: dict[str, Any], key: str) -> list[str]:
     return [x["name"] for x in manifest.get(key, []) if isinstance(x, dict) and "name" in x]
 
@@ -199,6 +235,11 @@ def apply_manifest(conn: psycopg.Connection, project: Project, manifest: dict[st
         _set_rpc_grants(conn, slot, rpc, grant=False)
     for name in set(_names(previous, "tables")) | set(_names(manifest, "tables")):
         _reset_table(conn, slot, name)
+    # Custom policies of the previous manifest go too (this one's are re-created after it commits).
+    for table, name, _statement in custom_policies_of(previous, slot) + custom_policies_of(manifest, slot):
+        if conn.execute("SELECT to_regclass(%s)", (f'"{slot}"."{table}"',)).fetchone()[0] is not None:
+            conn.execute(sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(
+                sql.Identifier(name), sql.Identifier(slot, table)))
     for item in manifest.get("tables", []):
         _apply_table(conn, slot, item, cat)
     for view in manifest.get("views", []):
@@ -209,7 +250,7 @@ def apply_manifest(conn: psycopg.Connection, project: Project, manifest: dict[st
         "INSERT INTO run402_meta.expose_manifests (project_id, manifest) VALUES (%s, %s) "
         "ON CONFLICT (project_id) DO UPDATE SET manifest = EXCLUDED.manifest, applied_at = now()",
         (project.id, json.dumps(manifest)))
-    conn.execute("NOTIFY pgrst, 'reload schema'")
+    notify_postgrest(conn)
     dropped = {k: sorted(set(_names(previous, k)) - set(_names(manifest, k))) for k in ("tables", "views", "rpcs")}
     applied = {k: _names(manifest, k) for k in ("tables", "views", "rpcs")}
     return {"status": "ok", "project_id": project.id, "applied": applied, "dropped": dropped,
@@ -217,20 +258,22 @@ def apply_manifest(conn: psycopg.Connection, project: Project, manifest: dict[st
 
 
 async def _json(request: Request) -> Any:
-    try:
-        return json.loads(await request.body() or b"null")
-    except ValueError:
-        raise GatewayError(400, "BAD_JSON", "Request body is not valid JSON") from None
+    return await read_json(request)
 
 
 def _sync_apply(request: Request, ctx: GatewayContext, manifest: Any) -> JSONResponse:
     project = project_from_service_key(request, ctx, request.path_params["id"])
     if isinstance(manifest, dict):
         manifest.pop("$schema", None)
+    policies = custom_policies_of(manifest, project.schema_slot)
     try:
+        run_custom_policies(ctx, project, policies, dry_run=True)
         with ctx.pool.connection() as conn, conn.transaction():
             result = apply_manifest(conn, project, manifest)
+        run_custom_policies(ctx, project, policies, dry_run=False)
     except psycopg.Error as exc:
+        if database_unreachable(exc):
+            raise
         raise GatewayError(400, "EXPOSE_APPLY_FAILED", (exc.diag.message_primary or str(exc)).strip(),
                            category="deploy", details={"sqlstate": exc.sqlstate},
                            extra={"mutation_state": "rolled_back"}) from None

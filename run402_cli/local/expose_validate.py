@@ -94,10 +94,12 @@ def _split_top(text: str) -> list[str]:
     return parts
 
 
-_NAME = r'(?:"?[A-Za-z_][A-Za-z0-9_]*"?\.)?"?([A-Za-z_][A-Za-z0-9_]*)"?'
+# Identifier runs are bounded by PostgreSQL's own limit (63 bytes): with unbounded runs, a long
+# word after CREATE TABLE backtracks quadratically over request input.
+_NAME = r'(?:"?[A-Za-z_][A-Za-z0-9_]{0,62}"?\.)?"?([A-Za-z_][A-Za-z0-9_]{0,62})"?'
 _CREATE_TABLE = re.compile(r"create\s+(?:unlogged\s+)?table\s+(?:if\s+not\s+exists\s+)?" + _NAME + r"\s*\(", re.I)
 _ADD_COLUMN = re.compile(r"alter\s+table\s+(?:if\s+exists\s+)?(?:only\s+)?" + _NAME +
-                         r"\s+add\s+(?:column\s+)?(?:if\s+not\s+exists\s+)?\"?([A-Za-z_][A-Za-z0-9_]*)\"?\s+([A-Za-z]+)", re.I)
+                         r"\s+add\s+(?:column\s+)?(?:if\s+not\s+exists\s+)?\"?([A-Za-z_][A-Za-z0-9_]{0,62})\"?\s+([A-Za-z]{1,63})", re.I)
 _CREATE_VIEW = re.compile(r"create\s+(?:or\s+replace\s+)?(?:materialized\s+)?view\s+(?:if\s+not\s+exists\s+)?" + _NAME, re.I)
 _CREATE_FN = re.compile(r"create\s+(?:or\s+replace\s+)?function\s+" + _NAME + r"\s*\(", re.I)
 _OPAQUE = re.compile(r"\b(do\s+\$|execute\s+format|execute\s+')", re.I)
@@ -223,8 +225,17 @@ def _validate_table(t, catalog, check_refs, errors, warnings, seen) -> None:  # 
                             'Add "i_understand_this_is_unrestricted": true, or choose another policy'))
     if policy == "custom":
         custom = t.get("custom_sql")
-        if not isinstance(custom, str) or not re.search(r"\bcreate\s+policy\b", custom, re.I):
+        if not isinstance(custom, str) or not custom.strip():
             _shape(errors, f"tables[{name}]: custom needs custom_sql with CREATE POLICY statements")
+        else:
+            # Parsed with PostgreSQL's grammar: anything but CREATE POLICY ON this table is refused,
+            # each offending statement its own error (the slot only matters when running them).
+            from run402_cli.local.tenant_sql import custom_policies
+
+            for bad in custom_policies(custom, "p", name)[1]:
+                errors.append(issue("custom-sql-not-policy", bad["message"],
+                                    "custom_sql holds only CREATE POLICY ... ON " + name + " statements; "
+                                    "grants come from the manifest itself"))
     if policy in _PUBLIC_WRITE and cols:
         risky = sorted(c for c in cols if _SENSITIVE.search(c))
         if risky:
@@ -248,8 +259,11 @@ def _validate_view(v, catalog, check_refs, errors, seen) -> None:  # type: ignor
         _shape(errors, f"views[{name}].select must be a non-empty array of column names")
         select = []
     flt = v.get("filter")
-    if flt is not None and (not isinstance(flt, str) or ";" in flt or "--" in flt):
-        _shape(errors, f"views[{name}].filter must be one SQL condition (no ';' or comments)")
+    if flt is not None:
+        from run402_cli.local.tenant_sql import view_filter
+
+        if not isinstance(flt, str) or view_filter(flt) is None:
+            _shape(errors, f"views[{name}].filter must be one SQL condition (a WHERE clause, nothing more)")
     if "expose" in v and not isinstance(v["expose"], bool):
         _shape(errors, f"views[{name}].expose must be true or false")
     if check_refs:

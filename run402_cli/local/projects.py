@@ -14,14 +14,11 @@ schema is not granted to any of them.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import psycopg
 from psycopg import sql
@@ -32,25 +29,13 @@ from starlette.routing import Route
 from run402_cli.local.auth import Project, mint_key, project_from_service_key, wallet_from_siwx
 from run402_cli.local.db import AUTHENTICATOR, refresh_postgrest
 from run402_cli.local.errors import GatewayError
+from run402_cli.local.http_body import read_json
 from run402_cli.local.ledger import charge
 from run402_cli.local.tiers import TIERS, _iso, active_tier, subscribe
 
 __all__ = ["routes"]
 
 _NAME_BAD = re.compile(r"[\x00-\x1f\x7f]")
-# Defense in depth only (the roles are the real fence); the list is the hosted API's.
-_BLOCKED = [
-    (re.compile(r"\bcreate\s+extension\b", re.I), "CREATE EXTENSION"),
-    (re.compile(r"\bcopy\b[\s\S]*\bprogram\b", re.I), "COPY ... PROGRAM"),
-    (re.compile(r"\balter\s+system\b", re.I), "ALTER SYSTEM"),
-    (re.compile(r"\bset\s+(?:session\s+|local\s+)?search_path\b", re.I), "SET search_path"),
-    (re.compile(r"\b(?:create|drop|alter)\s+schema\b", re.I), "CREATE/DROP SCHEMA"),
-    (re.compile(r"\bgrant\b", re.I), "GRANT"),
-    (re.compile(r"\brevoke\b", re.I), "REVOKE"),
-    (re.compile(r"\b(?:create|drop|alter)\s+(?:role|user)\b", re.I), "CREATE/DROP ROLE"),
-    (re.compile(r"\bset\s+(?:session\s+)?(?:role|session\s+authorization)\b", re.I), "SET ROLE"),
-]
-_STATEMENT_TIMEOUT = "30s"
 _ROLE_SUFFIXES = ("anon", "authenticated", "service", "sql", "owner")
 
 
@@ -61,6 +46,8 @@ def _ident(*parts: str) -> sql.Identifier:
 def _create_project(conn: psycopg.Connection, wallet: str, tier: str, name: str | None) -> dict[str, Any]:
     """All of it in the caller's transaction: roles, schema, row, PostgREST config."""
     (n,) = conn.execute("SELECT nextval('run402_meta.schema_slot_seq')").fetchone()
+    # PostgreSQL 16+: a membership nobody can SET ROLE into (see tenant_guard.sql).
+    no_set = " WITH SET FALSE" if conn.info.server_version >= 160000 else ""
     slot = f"p{n:04d}"
     project_id = f"prj_{int(time.time())}_{n}"
     sql_password = secrets.token_urlsafe(32)
@@ -73,17 +60,19 @@ def _create_project(conn: psycopg.Connection, wallet: str, tier: str, name: str 
         sql.SQL("CREATE ROLE {} NOLOGIN NOINHERIT BYPASSRLS").format(owner),
         sql.SQL("CREATE ROLE {} LOGIN NOINHERIT PASSWORD {}").format(sqlrole, sql.Literal(sql_password)),
         sql.SQL("GRANT {} TO {}").format(owner, sqlrole),
-        sql.SQL("ALTER ROLE {} SET statement_timeout = {}").format(sqlrole, sql.Literal(_STATEMENT_TIMEOUT)),
         sql.SQL("GRANT CONNECT ON DATABASE run402 TO {}").format(sqlrole),
         sql.SQL("CREATE ROLE {} NOLOGIN").format(anon),
         sql.SQL("CREATE ROLE {} NOLOGIN").format(authed),
         sql.SQL("CREATE ROLE {} NOLOGIN BYPASSRLS").format(service),
         sql.SQL("GRANT {}, {}, {} TO {}").format(anon, authed, service, sql.Identifier(AUTHENTICATOR)),
+        # The marker the event triggers of tenant_guard.sql look for: "this is tenant code".
+        sql.SQL("GRANT run402_tenant TO {}, {}, {}, {}, {}" + no_set).format(owner, sqlrole, anon, authed, service),
         sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(schema, owner),
         sql.SQL("GRANT USAGE ON SCHEMA {} TO {}, {}, {}").format(schema, anon, authed, service),
-        # Functions are dark by default too: nobody but the owner may EXECUTE until exposed.
-        sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC")
-        .format(owner, schema),
+        # Functions are dark by default too: nobody but the owner may EXECUTE until exposed. PUBLIC's
+        # EXECUTE is a global default a per-schema rule cannot remove; the event trigger in
+        # tenant_guard.sql also revokes it from each new function.
+        sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC").format(owner),
         sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT ALL ON TABLES TO {}")
         .format(owner, schema, service),
         sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT ALL ON SEQUENCES TO {}")
@@ -105,12 +94,7 @@ def _create_project(conn: psycopg.Connection, wallet: str, tier: str, name: str 
 
 async def _provision(request: Request) -> JSONResponse:
     ctx = request.app.state.ctx
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        raise GatewayError(400, "BAD_JSON", "Request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise GatewayError(400, "BAD_JSON", "Request body must be a JSON object")
+    body = await read_json(request, empty={}, want_object=True)
     tier = body.get("tier") or "prototype"
     if tier not in TIERS:
         raise GatewayError(400, "INVALID_TIER", f"Unknown tier {tier!r}", details={"allowed": list(TIERS)})
@@ -168,95 +152,6 @@ def _delete(request: Request) -> JSONResponse:
         refresh_postgrest(conn)
     ctx.schema_changed()
     return JSONResponse({"status": "purged", "project_id": project.id})
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, (bytes, memoryview)):
-        return "\\x" + bytes(value).hex()
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
-
-
-async def _read_sql(request: Request) -> tuple[str, list[Any] | None]:
-    raw = await request.body()
-    if "application/json" in request.headers.get("content-type", ""):
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            raise GatewayError(400, "BAD_JSON", "Request body is not valid JSON") from None
-        if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
-            raise GatewayError(400, "BAD_REQUEST", "Body must be {sql: string, params?: array}")
-        params = body.get("params")
-        if params is not None and not isinstance(params, list):
-            raise GatewayError(400, "BAD_REQUEST", "params must be an array")
-        return body["sql"], params or None
-    try:
-        return raw.decode("utf-8"), None
-    except UnicodeDecodeError:
-        raise GatewayError(400, "BAD_REQUEST", "SQL must be UTF-8 text") from None
-
-
-async def _sql(request: Request) -> JSONResponse:
-    ctx = request.app.state.ctx
-    query, params = await _read_sql(request)
-    if not query.strip():
-        raise GatewayError(400, "BAD_REQUEST", "Empty SQL")
-    for pattern, label in _BLOCKED:
-        if pattern.search(query):
-            raise GatewayError(400, "SQL_BLOCKED", f"Blocked SQL pattern: {label}",
-                               hint="Use the expose manifest (projects apply-expose) for grants and policies")
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(_sql_sync, request, ctx, query, params)
-
-
-def _sql_sync(request: Request, ctx: Any, query: str, params: list[Any] | None) -> JSONResponse:
-    project = project_from_service_key(request, ctx, request.path_params["id"])
-    slot = project.schema_slot
-    try:
-        with psycopg.connect(ctx.conninfo(user=f"{slot}_sql", password=project.sql_password)) as conn:
-            conn.execute(sql.SQL("SET ROLE {}").format(_ident(slot, "owner")))
-            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(slot)))
-            cur = psycopg.RawCursor(conn) if params else conn.cursor()
-            cur.execute(query, params)
-            rows: list[dict[str, Any]] = []
-            rowcount = cur.rowcount
-            while True:  # several statements: report the last one's result
-                if cur.description is not None:
-                    names = [c.name for c in cur.description]
-                    rows = [dict(zip(names, (_jsonable(v) for v in r))) for r in cur.fetchall()]
-                else:
-                    rows = []
-                rowcount = cur.rowcount
-                if not cur.nextset():
-                    break
-            conn.commit()
-    except psycopg.Error as exc:
-        diag = exc.diag
-        details = {k: v for k, v in {"sqlstate": exc.sqlstate, "detail": diag.message_detail,
-                                     "hint": diag.message_hint, "position": diag.statement_position}.items() if v}
-        raise GatewayError(400, "SQL_ERROR", (diag.message_primary or str(exc)).strip(),
-                           details=details) from None
-    _schema_may_have_changed(ctx)
-    return JSONResponse({"status": "ok", "schema": slot, "rows": rows, "rowCount": max(rowcount, 0)})
-
-
-def _schema_may_have_changed(ctx: Any) -> None:
-    """Project SQL may have created or altered tables: PostgREST must reload its cache."""
-    with ctx.pool.connection() as conn:
-        conn.execute("NOTIFY pgrst, 'reload schema'")
-    ctx.schema_changed()
 
 
 _SCHEMA_SQL = """
@@ -317,7 +212,6 @@ def _usage(request: Request) -> JSONResponse:
 routes = [
     Route("/projects/v1", _provision, methods=["POST"]),
     Route("/projects/v1/{id}", _delete, methods=["DELETE"]),
-    Route("/projects/v1/admin/{id}/sql", _sql, methods=["POST"]),
     Route("/projects/v1/admin/{id}/schema", _schema, methods=["GET"]),
     Route("/projects/v1/admin/{id}/usage", _usage, methods=["GET"]),
 ]

@@ -17,14 +17,14 @@ from typing import Any
 
 import httpx
 import jwt as pyjwt
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.background import BackgroundTask
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from run402_cli.local.auth import Project, verify_project_token
+from run402_cli.local.auth import Project, verify_project_token_async
 from run402_cli.local.context import GatewayContext
-from run402_cli.local.errors import GatewayError
+from run402_cli.local.errors import DatabaseUnavailable, GatewayError
 
 __all__ = ["routes"]
 
@@ -50,16 +50,17 @@ def _credentials(request: Request) -> tuple[str | None, str | None]:
     return apikey, bearer
 
 
-def _caller(ctx: GatewayContext, request: Request, admin: bool) -> tuple[Project, dict[str, Any], str]:
-    """(project, claims, database role) for this request, or 401/403."""
+async def _caller(ctx: GatewayContext, request: Request, admin: bool) -> tuple[Project, dict[str, Any], str]:
+    """(project, claims, database role) for this request, or 401/403. No shared worker thread:
+    project rows come from a cache (see auth.cached_project)."""
     apikey, bearer = _credentials(request)
     token = bearer or apikey
     if not token:
         raise GatewayError(401, "UNAUTHORIZED", "Missing apikey header", category="auth",
                            hint="Send apikey: <anon_key> (and Authorization: Bearer <access_token> for a user)")
-    project, claims = verify_project_token(ctx, token)
+    project, claims = await verify_project_token_async(ctx, token)
     if apikey and bearer and apikey != bearer:
-        key_project, _ = verify_project_token(ctx, apikey)
+        key_project, _ = await verify_project_token_async(ctx, apikey)
         if key_project.id != project.id:
             raise GatewayError(403, "FORBIDDEN", "apikey and Authorization belong to different projects",
                                category="auth")
@@ -87,8 +88,11 @@ def _internal_token(ctx: GatewayContext, project: Project, claims: dict[str, Any
     return pyjwt.encode(inner, ctx.postgrest_jwt_secret, algorithm="HS256")
 
 
+_CACHE_MISS_STATUSES = (400, 404, 406)
+
+
 def _cache_miss(resp: httpx.Response) -> bool:
-    if resp.status_code not in (400, 404, 406):
+    if resp.status_code not in _CACHE_MISS_STATUSES:
         return False
     try:
         body = resp.json()
@@ -100,7 +104,8 @@ def _cache_miss(resp: httpx.Response) -> bool:
 
 async def _proxy(request: Request, admin: bool) -> Response:
     ctx: GatewayContext = request.app.state.ctx
-    project, claims, db_role = await run_in_threadpool(_caller, ctx, request, admin)
+    project, claims, db_role = await _caller(ctx, request, admin)
+    ctx.limits.check_project(project.id)
     raw_path = request.scope.get("raw_path", b"").decode("latin-1")
     prefix = "/admin/v1/rest/" if admin else "/rest/v1/"
     path = raw_path[len(prefix):] if raw_path.startswith(prefix) else request.path_params.get("path", "")
@@ -108,18 +113,37 @@ async def _proxy(request: Request, admin: bool) -> Response:
     headers["Authorization"] = "Bearer " + _internal_token(ctx, project, claims, db_role)
     headers["Accept-Profile"] = project.schema_slot
     headers["Content-Profile"] = project.schema_slot
+    if "postgres" in ctx.down:
+        raise DatabaseUnavailable()
     body = await request.body()
     url = httpx.URL(f"{ctx.postgrest_url}/{path}", query=request.url.query.encode("latin-1"))
     client: httpx.AsyncClient = request.app.state.postgrest_client
-    deadline = time.monotonic() + 2.0
-    while True:
-        resp = await client.request(request.method, url, headers=headers, content=body)
-        recent_change = time.monotonic() - ctx.schema_changed_at < _CACHE_RETRY_WINDOW
-        if not (recent_change and _cache_miss(resp) and time.monotonic() < deadline):
+    # PostgREST's pool is shared by every project: one project holds only a few of its
+    # connections at a time, the rest of its burst queues (bounded) or gets a 429.
+    async with ctx.limits.rest_slot(project.id):
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                resp = await client.send(client.build_request(request.method, url, headers=headers, content=body),
+                                         stream=True)
+            except httpx.TransportError:
+                raise DatabaseUnavailable("postgrest is not answering; the local gateway is restarting it",
+                                          safe_to_retry=request.method in ("GET", "HEAD"),
+                                          component="postgrest") from None
+            recent_change = time.monotonic() - ctx.schema_changed_at < _CACHE_RETRY_WINDOW
+            if recent_change and resp.status_code in _CACHE_MISS_STATUSES and time.monotonic() < deadline:
+                await resp.aread()  # an error body: small
+                if _cache_miss(resp):
+                    await resp.aclose()
+                    await asyncio.sleep(0.1)
+                    continue
             break
-        await asyncio.sleep(0.1)
     out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in _RESPONSE_DROP}
-    return Response(resp.content, status_code=resp.status_code, headers=out_headers)
+    if resp.is_stream_consumed:  # an error body read above for the cache-miss check
+        return Response(resp.content, status_code=resp.status_code, headers=out_headers)
+    # Streamed through, never held whole: a large result costs the gateway one chunk at a time.
+    return StreamingResponse(resp.aiter_raw(), status_code=resp.status_code, headers=out_headers,
+                             background=BackgroundTask(resp.aclose))
 
 
 async def _rest(request: Request) -> Response:

@@ -25,6 +25,8 @@ LOG_NAMES = ("gateway", "postgres", "postgrest")
 _REQUIRED_MODULES = ("starlette", "uvicorn", "psycopg", "psycopg_pool", "jwt")
 # The first start fetches PostgREST and runs initdb: give it time.
 _START_TIMEOUT = 240.0
+# After `up` restarted a dead Postgres under a running gateway (the gateway reconnects in ~1 s).
+_REVIVE_TIMEOUT = 20.0
 
 
 def _pid_alive(pid: Any) -> bool:
@@ -58,6 +60,10 @@ def _health(api_base: str, timeout: float = 3.0) -> dict[str, Any] | None:
 
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # uvicorn binds with SO_REUSEADDR, so the probe must too: without it the TIME_WAIT
+        # connections a stopped or crashed gateway leaves on its port (for up to a minute) count
+        # as "in use", though uvicorn could bind at once. A listening socket still conflicts.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -104,6 +110,74 @@ def _running(layout: LocalLayout) -> dict[str, Any] | None:
     return None
 
 
+def _local_error(exc: Any) -> LocalError:
+    """A pgcluster/postgrest LocalRuntimeError as the CLI's envelope."""
+    return LocalError(exc.message, code=exc.code, hint=exc.hint or "Run: run402 local logs", retryable=True)
+
+
+def _revive_postgres(local_dir: Path, progress: Callable[[dict[str, Any]], None]) -> list[str]:
+    """Start Postgres if the running gateway's Postgres is dead; what was restarted.
+
+    The gateway's watchdog would too, within a second; doing it here makes `up` a sure way to
+    get a working stack, and the cluster's file lock keeps the two from starting two servers."""
+    from run402_cli.local.pgcluster import LocalRuntimeError, PgCluster, postmaster_pid_of
+
+    if postmaster_pid_of(local_dir) is not None:
+        return []
+    progress({"event": "local.restarting", "component": "postgres"})
+    try:
+        PgCluster(local_dir).start()
+    except LocalRuntimeError as exc:
+        raise _local_error(exc) from None
+    return ["postgres"]
+
+
+def _wait_healthy(api_base: str, timeout: float) -> dict[str, Any] | None:
+    """Poll /health until healthy or ``timeout``; the last answer (None if there was none)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        health = _health(api_base, timeout=2)
+        last = health if health is not None else last
+        if (health is not None and health.get("status") == "healthy") or time.monotonic() > deadline:
+            return last
+        time.sleep(0.2)
+
+
+def _components(local_dir: Path, state: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Each part of the stack, looked at directly (pid files checked against /proc), so a dead
+    one is named even when the gateway cannot answer."""
+    from run402_cli.local.pgcluster import postmaster_pid_of
+    from run402_cli.local.postgrest import running_pid
+
+    pg, pgrst = postmaster_pid_of(local_dir), running_pid(local_dir / "postgrest")
+    return {
+        "gateway": {"running": state is not None, "pid": state["pid"] if state else None},
+        "postgres": {"running": pg is not None, "pid": pg},
+        "postgrest": {"running": pgrst is not None, "pid": pgrst},
+    }
+
+
+def _stop_leftovers(local_dir: Path) -> list[str]:
+    """Stop a Postgres / PostgREST still running after their gateway crashed (kill -9)."""
+    from run402_cli.local import procs
+    from run402_cli.local.pgcluster import LocalRuntimeError, PgCluster, postmaster_pid_of
+    from run402_cli.local.postgrest import running_pid
+
+    stopped = []
+    pgrst = running_pid(local_dir / "postgrest")
+    config = str(local_dir / "postgrest" / "postgrest.conf")
+    if pgrst is not None and procs.kill_verified(pgrst, lambda argv: argv[-1] == config):
+        stopped.append("postgrest")
+    if postmaster_pid_of(local_dir) is not None:
+        try:
+            PgCluster(local_dir).stop()
+        except LocalRuntimeError as exc:
+            raise _local_error(exc) from None
+        stopped.append("postgres")
+    return stopped
+
+
 def up(local_dir: Path, port: int | None, progress: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     missing = [m for m in _REQUIRED_MODULES if importlib.util.find_spec(m) is None]
     if missing:
@@ -115,10 +189,15 @@ def up(local_dir: Path, port: int | None, progress: Callable[[dict[str, Any]], N
     layout.ensure()
     state = _running(layout)
     if state is not None:
-        health = _health(state["api_base"])
+        api_base = state["api_base"]
+        restarted = _revive_postgres(local_dir, progress)
+        health = _health(api_base)
+        if restarted or (health is not None and health.get("status") != "healthy"):
+            # The gateway's watchdog reconnects to the restarted parts: give it a moment.
+            health = _wait_healthy(api_base, _REVIVE_TIMEOUT) or health
         if health is not None:
-            return {"status": "ok", "api_base": state["api_base"], "pid": state["pid"], "reused": True,
-                    "local_dir": str(local_dir), "health": health}
+            return {"status": "ok", "api_base": api_base, "pid": state["pid"], "reused": True,
+                    "restarted": restarted, "local_dir": str(local_dir), "health": health}
     chosen = _choose_port(layout, port)
     if not _port_free(chosen):
         raise LocalError(
@@ -168,7 +247,11 @@ def down(local_dir: Path, timeout: float = 60.0) -> dict[str, Any]:
     state = _running(layout)
     if state is None:
         layout.state_file.unlink(missing_ok=True)
-        return {"status": "ok", "stopped": False, "message": "The local gateway is not running."}
+        out: dict[str, Any] = {"status": "ok", "stopped": False, "message": "The local gateway is not running."}
+        leftovers = _stop_leftovers(local_dir) if local_dir.is_dir() else []
+        if leftovers:
+            out["stopped_leftovers"] = leftovers
+        return out
     pid = state["pid"]
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -187,14 +270,34 @@ def down(local_dir: Path, timeout: float = 60.0) -> dict[str, Any]:
 
 
 def status(local_dir: Path) -> dict[str, Any]:
+    """`running` (all parts up and healthy), `degraded` (the gateway answers, a part is down),
+    `unresponsive` (the gateway process lives but does not answer) or `stopped`; `components`
+    says which part runs, `down` names the ones that do not."""
     layout = LocalLayout(local_dir)
     state = _running(layout)
+    components = _components(local_dir, state)
+    down = [name for name, c in components.items() if not c["running"]]
     if state is None:
-        return {"status": "stopped", "local_dir": str(local_dir)}
+        out: dict[str, Any] = {"status": "stopped", "local_dir": str(local_dir), "components": components}
+        left = [n for n in ("postgres", "postgrest") if n not in down]
+        if left:
+            verb = "is" if len(left) == 1 else "are"
+            out["message"] = f"The gateway is not running, but {' and '.join(left)} {verb} still running"
+            out["hint"] = "run402 local down stops them; run402 local up reuses them"
+        return out
     health = _health(state["api_base"])
-    return {"status": "running" if health else "unresponsive", "api_base": state["api_base"],
-            "pid": state["pid"], "local_dir": str(local_dir), "started_at": state.get("started_at"),
-            "health": health}
+    if health is None:
+        overall = "unresponsive"
+    elif down or health.get("status") != "healthy":
+        overall = "degraded"
+    else:
+        overall = "running"
+    out = {"status": overall, "api_base": state["api_base"], "pid": state["pid"], "local_dir": str(local_dir),
+           "started_at": state.get("started_at"), "components": components, "down": down, "health": health}
+    if down:
+        out["message"] = f"{' and '.join(down)} {'is' if len(down) == 1 else 'are'} not running"
+        out["hint"] = "The gateway restarts it within seconds; `run402 local up` does it now"
+    return out
 
 
 def logs(local_dir: Path, lines: int, names: tuple[str, ...] = LOG_NAMES) -> dict[str, Any]:

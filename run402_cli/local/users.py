@@ -30,6 +30,7 @@ from starlette.routing import Route
 from run402_cli.local.auth import Project, bearer_token, project_from_service_key, verify_project_token
 from run402_cli.local.context import GatewayContext
 from run402_cli.local.errors import GatewayError
+from run402_cli.local.http_body import read_json
 
 __all__ = ["ACCESS_TTL", "routes"]
 
@@ -66,12 +67,10 @@ def _err(status: int, code: str, message: str, **kw: Any) -> GatewayError:
 
 async def _body(request: Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        raise _err(400, "BAD_JSON", "Request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise _err(400, "BAD_JSON", "Request body must be a JSON object")
-    return body
+        return await read_json(request, empty={}, want_object=True)
+    except GatewayError as exc:
+        exc.category = "auth"
+        raise
 
 
 def _email(body: dict[str, Any]) -> str:
@@ -105,6 +104,7 @@ def _project_from_apikey(request: Request, ctx: GatewayContext, *, service: bool
         raise _err(403, "FORBIDDEN", "This endpoint needs the project's service key")
     if not service and claims.get("role") not in ("anon", "service_role"):
         raise _err(401, "UNAUTHORIZED", "apikey must be the project's anon key")
+    ctx.limits.check_project(project.id)
     return project
 
 
@@ -118,6 +118,7 @@ def _user_from_access_token(request: Request, ctx: GatewayContext) -> tuple[Proj
     apikey = request.headers.get("apikey")
     if apikey and apikey != token and verify_project_token(ctx, apikey)[0].id != project.id:
         raise _err(403, "FORBIDDEN", "apikey and access token belong to different projects")
+    ctx.limits.check_project(project.id)
     return project, claims
 
 
@@ -194,6 +195,11 @@ def _grant_password(request: Request, ctx: GatewayContext, body: dict[str, Any])
     project = _project_from_apikey(request, ctx)
     email = _email(body)
     password = body.get("password")
+    # Guessing is throttled per account and per client; the attempt is spent before the check,
+    # so an empty budget refuses the right password too (limits.LoginThrottle).
+    account = f"{project.id}\x00{email}"
+    client = f"{project.id}\x00{request.client.host if request.client else '?'}"
+    ctx.limits.login.begin(account, client)
     with ctx.pool.connection() as conn, conn.transaction():
         user = _find_user(conn, project.id, email)
         ok = False
@@ -206,6 +212,7 @@ def _grant_password(request: Request, ctx: GatewayContext, body: dict[str, Any])
             _HASHER.hash("timing-equaliser")  # unknown users cost the same as wrong passwords
         if not ok:
             raise _err(400, "INVALID_CREDENTIALS", "Invalid email or password")
+        ctx.limits.login.succeeded(account, client)
         return _session(conn, project, user)
 
 

@@ -4,7 +4,6 @@ testnet chain (`eth_call balanceOf` on USDC)."""
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from typing import Any
@@ -14,6 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from run402_cli.local.errors import GatewayError
+from run402_cli.local.http_body import read_json
 from run402_cli.local.ledger import balance, credit
 from run402_cli.local.tiers import _iso, active_tier
 from run402_cli.local.x402 import USDC_BASE_SEPOLIA
@@ -32,21 +32,22 @@ def _wallet(raw: Any, field: str = "address") -> str:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        raise GatewayError(400, "BAD_JSON", "Request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise GatewayError(400, "BAD_JSON", "Request body must be a JSON object")
-    return body
+    return await read_json(request, empty={}, want_object=True)
 
 
 async def _faucet(request: Request) -> JSONResponse:
     ctx = request.app.state.ctx
     wallet = _wallet((await _json_body(request)).get("address"))
+    ctx.limits.check_faucet(wallet)  # per address, and overall: each drip is a ledger row
     tx = "0x" + secrets.token_hex(32)
-    with ctx.pool.connection() as conn, conn.transaction():
-        credit(conn, wallet, FAUCET_MICROS, kind="faucet", reference_type="faucet_tx", reference_id=tx)
+
+    def drip() -> None:  # in a thread: a busy pool must not block the event loop
+        with ctx.pool.connection() as conn, conn.transaction():
+            credit(conn, wallet, FAUCET_MICROS, kind="faucet", reference_type="faucet_tx", reference_id=tx)
+
+    from starlette.concurrency import run_in_threadpool
+
+    await run_in_threadpool(drip)
     return JSONResponse({"transaction_hash": tx, "amount_usd_micros": FAUCET_MICROS, "token": "USDC",
                          "network": "base-sepolia"})
 
@@ -117,9 +118,11 @@ async def _rpc(request: Request) -> JSONResponse:
     if chain is None:
         raise GatewayError(404, "UNKNOWN_CHAIN", "Only chains 84532 and 8453 are served locally")
     try:
-        call = json.loads(await request.body())
-    except ValueError:
-        return JSONResponse(_rpc_result(None, error={"code": -32700, "message": "Parse error"}))
+        call = await read_json(request, want_object=True)
+    except GatewayError as exc:
+        # Our envelope, plus the JSON-RPC error object a JSON-RPC client looks for.
+        exc.extra.update(_rpc_result(None, error={"code": -32700, "message": "Parse error"}))
+        raise
     req_id, method, params = call.get("id"), call.get("method"), call.get("params") or []
     if method == "eth_chainId":
         return JSONResponse(_rpc_result(req_id, hex(chain)))
