@@ -285,7 +285,7 @@ def main() -> None:
             log("stopping the gateway")
             run402(["local", "down"], env, check=False, timeout=120)
             try:
-                from run402_cli.local.pgcluster import PgCluster
+                from run402_cli.local.runtime.pgcluster import PgCluster
 
                 PgCluster(local_dir).destroy()
             except Exception:

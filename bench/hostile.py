@@ -197,7 +197,7 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "run402_cli", "local", "down"], env=env, capture_output=True,
                            timeout=120)
             try:
-                from run402_cli.local.pgcluster import PgCluster
+                from run402_cli.local.runtime.pgcluster import PgCluster
 
                 PgCluster(Path(env["RUN402_LOCAL_DIR"])).destroy()
             except Exception:

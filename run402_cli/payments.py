@@ -10,7 +10,7 @@ importing it pulls pydantic, web3-dependent signers and ~1 s of start-up, and it
 dependency of this package. The wire format is small enough to own; tests cross-check our
 EIP-712 digest against the SDK's when it is installed.
 
-`transfer_typed_data` is shared with the gateway's verifier (`run402_cli.local.x402`) so
+`transfer_typed_data` is shared with the gateway's verifier (`run402_cli.local.control.x402`) so
 signer and verifier build the very same EIP-712 message.
 """
 
@@ -95,11 +95,12 @@ def chain_id_of(network: str) -> int:
 
 
 def transfer_typed_data(authorization: dict[str, Any], requirement: dict[str, Any]) -> dict[str, Any]:
-    """The EIP-712 `TransferWithAuthorization` message for eth_account's `full_message`.
+    """The EIP-712 `TransferWithAuthorization` typed data (the shape eth-account's
+    `full_message` takes; `wire.eth.transfer_digest(domain, message)` hashes it).
 
-    Domain per §3.2 step 5: {extra.name, extra.version, chainId from network,
-    checksum(asset)}. Raises ValueError/KeyError/TypeError on malformed input."""
-    from eth_utils import to_checksum_address
+    Domain: {extra.name, extra.version, chainId from the network, checksum(asset)}.
+    Raises ValueError/KeyError/TypeError on malformed input."""
+    from run402_cli.wire.eth import to_checksum_address
 
     extra = requirement.get("extra") or {}
     name, version = extra.get("name"), extra.get("version")
@@ -153,25 +154,22 @@ def sign_payment(
 
     `resource` and `extensions` are copied from the PaymentRequired; like JSON.stringify
     dropping `undefined`, they are omitted when None."""
-    from eth_account import Account
-    from eth_utils import to_checksum_address
+    from run402_cli.wire.eth import address_of, sign_digest, to_checksum_address, transfer_digest
 
-    account = Account.from_key(private_key)
     moment = int(now if now is not None else time.time())
     authorization = {
-        "from": account.address,
+        "from": address_of(private_key),
         "to": to_checksum_address(requirement["payTo"]),
         "value": str(_uint(requirement["amount"])),
         "validAfter": str(moment - VALID_AFTER_SKEW),
         "validBefore": str(moment + int(requirement["maxTimeoutSeconds"])),
         "nonce": "0x" + secrets.token_bytes(32).hex(),
     }
-    signed = Account.sign_typed_data(
-        account.key, full_message=transfer_typed_data(authorization, requirement)
-    )
+    typed = transfer_typed_data(authorization, requirement)
+    signature = sign_digest(transfer_digest(typed["domain"], typed["message"]), private_key)
     payload: dict[str, Any] = {
         "x402Version": 2,
-        "payload": {"authorization": authorization, "signature": "0x" + bytes(signed.signature).hex()},
+        "payload": {"authorization": authorization, "signature": signature},
     }
     if extensions is not None:
         payload["extensions"] = extensions

@@ -2,11 +2,11 @@
 
 The gateway rebuilds the EIP-4361 text with the `siwe` library and checks the signature
 against it, so `build_siwx_message` must be byte-identical to `siwe`'s `prepareMessage()`.
-The gateway side (`run402_cli.local.siwx`) reuses the same function, so client and
+The gateway side (`run402_cli.local.control.siwx`) reuses the same function, so client and
 emulator can never drift apart.
 
-Signing here uses the lean `run402_cli._secp256k1` (byte-identical to eth-account, tested):
-eth-account costs ~0.6 s to import, and every wallet-authenticated request would pay it.
+Signing goes through `run402_cli.wire.eth` (libsecp256k1 via coincurve; byte-identical to
+eth-account, tested): a few milliseconds to import, where eth-account costs ~0.6 s.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ def generate_private_key() -> str:
 
 def address_of(private_key: str) -> str:
     """The EIP-55 checksummed address of `private_key`."""
-    from run402_cli._secp256k1 import address
+    from run402_cli.wire.eth import address_of as _address_of
 
-    return address(private_key)
+    return _address_of(private_key)
 
 
 def format_iso_millis(moment: datetime) -> str:
@@ -116,10 +116,9 @@ def siwx_header(
     """A fresh `SIGN-IN-WITH-X` header value for one request to `api_base + path`.
 
     Nonces are single-use on the server, so build one per request (never cache this)."""
-    # Not eth-account: its import costs ~0.6 s on every signed request (see _secp256k1).
-    from run402_cli._secp256k1 import address, personal_sign
+    from run402_cli.wire.eth import address_of as _address_of, personal_sign
 
-    signer = address(private_key)
+    signer = _address_of(private_key)
     issued = now if now is not None else datetime.now(timezone.utc)
     issued_at = format_iso_millis(issued)
     if issued.tzinfo is None:

@@ -38,7 +38,7 @@ if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
 fi
 # PostgreSQL: the pgserver wheel ships it; fall back to the system's when it cannot run here.
 if ! python - <<'PY' >/dev/null 2>&1
-from run402_cli.local.pgcluster import find_pg_binaries
+from run402_cli.local.runtime.pgcluster import find_pg_binaries
 find_pg_binaries()
 PY
 then

@@ -101,7 +101,7 @@ def destroy_local(local_dir: Path) -> None:
     """Remove a stopped test gateway's data, including a cluster placed outside it (root)."""
     import shutil
 
-    from run402_cli.local.pgcluster import PgCluster
+    from run402_cli.local.runtime.pgcluster import PgCluster
 
     try:
         PgCluster(local_dir).destroy()

@@ -14,8 +14,8 @@ from eth_utils import keccak
 
 from run402_cli import payments, wallet
 from run402_cli.errors import PaymentError
-from run402_cli.local import x402
-from run402_cli.local.siwx import verify_siwx
+from run402_cli.local.control import x402
+from run402_cli.local.control.siwx import verify_siwx
 
 KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 PAYER = "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"

@@ -14,7 +14,7 @@ from eth_account.messages import encode_defunct
 from eth_utils import is_checksum_address
 
 from run402_cli import wallet
-from run402_cli.local.siwx import SiwxClaims, SiwxError, verify_siwx
+from run402_cli.local.control.siwx import SiwxClaims, SiwxError, verify_siwx
 
 KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 ADDRESS = "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"
@@ -234,22 +234,51 @@ def test_verify_refuses_stale_issued_at_and_long_lifetime():
     assert info.value.reason == "too_old"
 
 
-def test_lean_signer_matches_eth_account_byte_for_byte():
-    """run402_cli._secp256k1 replaces eth-account on the hot path; it must agree exactly."""
+def test_libsecp256k1_signer_matches_eth_account_byte_for_byte():
+    """run402_cli.wire.eth (coincurve) signs everything; eth-account is the oracle it must match
+    exactly: addresses, EIP-191 signatures and recovery, the EIP-712 TransferWithAuthorization
+    digest and its signature."""
+    import random
     import secrets as _secrets
 
     from eth_account import Account
     from eth_account.messages import encode_defunct
 
-    from run402_cli import _secp256k1
+    from run402_cli.payments import transfer_typed_data
+    from run402_cli.wire import eth
 
-    for i in range(40):
+    rng = random.Random(402)
+    for i in range(60):
         key = "0x" + _secrets.token_bytes(32).hex()
         text = f"message {i} \u00e9\u4e2d " + _secrets.token_hex(i)
         account = Account.from_key(key)
-        assert _secp256k1.address(key) == account.address
+        assert eth.address_of(key) == account.address
         expected = "0x" + bytes(account.sign_message(encode_defunct(text=text)).signature).hex()
-        assert _secp256k1.personal_sign(text, key) == expected
+        assert eth.personal_sign(text, key) == expected
+        assert eth.recover_personal(text, expected) == account.address
+        auth = {"from": account.address, "to": "0x" + _secrets.token_hex(20), "value": str(rng.randrange(10**15)),
+                "validAfter": str(rng.randrange(2**40)), "validBefore": str(rng.randrange(2**40)),
+                "nonce": "0x" + _secrets.token_hex(32)}
+        typed = transfer_typed_data(auth, {"extra": {"name": "USDC", "version": "2"}, "network": "eip155:84532",
+                                           "asset": "0x" + _secrets.token_hex(20)})
+        oracle = Account.sign_typed_data(key, full_message=typed)
+        digest = eth.transfer_digest(typed["domain"], typed["message"])
+        assert digest == bytes(oracle.message_hash)
+        assert eth.sign_digest(digest, key) == "0x" + bytes(oracle.signature).hex()
+
+
+def test_recovery_refuses_malformed_and_high_s_signatures():
+    from run402_cli.wire import eth
+
+    key = "0x" + "42" * 32
+    good = eth.personal_sign("hi", key)
+    r, s, v = good[2:66], int(good[66:130], 16), good[130:]
+    high_s = "0x" + r + format(eth._N - s, "064x") + ("1c" if v == "1b" else "1b")
+    for bad in (good[:-2], good + "00", "0x" + "00" * 65, high_s, good[:-2] + "05", "zz" + good[2:]):
+        with pytest.raises(ValueError):
+            eth.recover_personal("hi", bad)
+    assert eth.recover_personal("hi", good) == eth.address_of(key)
+    assert eth.recover_personal("ho", good) != eth.address_of(key)
 
 
 def test_signing_a_siwx_header_does_not_import_eth_account():
@@ -262,3 +291,18 @@ def test_signing_a_siwx_header_does_not_import_eth_account():
             "print('eth_account' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_gateway_verifies_without_eth_account():
+    """The gateway's verifiers run on wire.eth too: eth-account (and py_ecc, which raises the
+    recursion limit to 100,000) never enter the server process."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from run402_cli.wallet import siwx_header; import run402_cli.local.app; "
+            "from run402_cli.local.control.siwx import verify_siwx; from urllib.parse import urlsplit; "
+            "h = siwx_header(private_key='0x' + '11' * 32, api_base='http://127.0.0.1:4020', path='/x'); "
+            "verify_siwx(h, host='127.0.0.1:4020', origin='http://127.0.0.1:4020'); "
+            "print('eth_account' in sys.modules, 'py_ecc' in sys.modules, sys.getrecursionlimit())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "1000"]

@@ -87,13 +87,13 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _auth(self, wallet_auth: bool) -> httpx.Auth | None:
+    def _auth(self, wallet_auth: bool, sign_in: bool) -> httpx.Auth | None:
         allowance = self.allowance if wallet_auth else None
         if allowance is None:
             return None
         from run402_cli.payments import X402Auth
 
-        return X402Auth(allowance.private_key, inner=_SiwxAuth(allowance))
+        return X402Auth(allowance.private_key, inner=_SiwxAuth(allowance) if sign_in else None)
 
     def request(
         self,
@@ -125,7 +125,10 @@ class Client:
                 content=content,
                 headers=hdrs,
                 params=params,
-                auth=self._auth(wallet_auth),
+                # A call that carries a project key authenticates with it: no SIGN-IN-WITH-X
+                # (the official client attaches one anyway; servers accept either), which saves
+                # signing per call. A 402 on such a call is still paid.
+                auth=self._auth(wallet_auth, sign_in=bearer is None),
             )
         except httpx.HTTPError as exc:
             raise NetworkError(

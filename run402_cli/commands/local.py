@@ -24,7 +24,7 @@ _LOG_NAMES = ("gateway", "postgres", "postgrest")
 
 
 def _local_dir() -> Path:
-    from run402_cli.local.layout import default_local_dir
+    from run402_cli.local.runtime.layout import default_local_dir
 
     return default_local_dir()
 
@@ -50,7 +50,7 @@ def up(
 
 
 def run_up(opts: UpOptions) -> None:
-    from run402_cli.local import supervisor
+    from run402_cli.local.runtime import supervisor
 
     output.emit(supervisor.up(_local_dir(), opts.port, output.progress))
 
@@ -61,7 +61,7 @@ def down() -> None:
 
     Example: run402 local down
     """
-    from run402_cli.local import supervisor
+    from run402_cli.local.runtime import supervisor
 
     output.emit(supervisor.down(_local_dir()))
 
@@ -72,7 +72,7 @@ def status() -> None:
 
     Example: run402 local status
     """
-    from run402_cli.local import supervisor
+    from run402_cli.local.runtime import supervisor
 
     output.emit(supervisor.status(_local_dir()))
 
@@ -101,7 +101,7 @@ def logs(
             f"--service must be one of {', '.join(_LOG_NAMES)}", code="BAD_FLAG",
             details={"flag": "--service", "allowed": list(_LOG_NAMES)},
         )
-    from run402_cli.local import supervisor
+    from run402_cli.local.runtime import supervisor
 
     names = (service,) if service else _LOG_NAMES
     output.emit(supervisor.logs(_local_dir(), lines, names))

@@ -1,4 +1,4 @@
-"""The gateway's ASGI app: one ordered route table, one error handler."""
+"""The gateway's ASGI app: one ordered route table (routes.py), one error handler."""
 
 from __future__ import annotations
 
@@ -13,18 +13,15 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from run402_cli.local import (
-    apply, content, expose, project_sql, projects, rest, service, subdomains, tiers, users, wallets,
-)
 from run402_cli.local.context import GatewayContext
+from run402_cli.local.data.tenant_sql import statement_timeout_seconds
 from run402_cli.local.errors import GatewayError, handle_gateway_error, handle_unexpected
 from run402_cli.local.http_body import BodyLimits
-from run402_cli.local.reaper import start_reaper
-from run402_cli.local.sites import SiteDispatch
-from run402_cli.local.tenant_sql import statement_timeout_seconds
+from run402_cli.local.routes import route_table
+from run402_cli.local.runtime.reaper import start_reaper
+from run402_cli.local.web.sites import SiteDispatch
 
 log = logging.getLogger("run402.gateway")
 
@@ -74,32 +71,16 @@ class ContainFailures:
 
 def _restore_recursion_limit() -> None:
     """eth-account's dependency py_ecc raises the interpreter's recursion limit to 100,000 when it
-    is imported. With that limit a deeply nested JSON body overflows the C stack and kills the
-    process instead of raising RecursionError. The gateway imports it now (payments and wallet
-    sign-in need it) and puts the limit back."""
-    import importlib
-
-    for module in ("eth_account", "eth_account.messages"):
-        importlib.import_module(module)
-
-    sys.setrecursionlimit(1000)
+    is imported; with that limit a deeply nested JSON body overflows the C stack and kills the
+    process instead of raising RecursionError. The gateway signs and verifies with
+    run402_cli.wire.eth and never imports eth-account; should anything have, the limit goes back."""
+    if sys.getrecursionlimit() > 1000:
+        sys.setrecursionlimit(1000)
 
 
 def build_app(ctx: GatewayContext) -> Starlette:
     _restore_recursion_limit()
-    route_table: list[Route] = [
-        *service.routes,
-        *tiers.routes,
-        *wallets.routes,
-        *expose.routes,
-        *project_sql.routes,
-        *projects.routes,
-        *rest.routes,
-        *users.routes,
-        *content.routes,
-        *apply.routes,
-        *subdomains.routes,
-    ]
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # One pooled client to PostgREST for the whole process.
@@ -113,12 +94,12 @@ def build_app(ctx: GatewayContext) -> Starlette:
 
     app = Starlette(
         lifespan=lifespan,
-        routes=route_table,
+        routes=route_table(),  # every path, in one table: routes.py
         exception_handlers={GatewayError: handle_gateway_error, 404: _not_found, 405: _not_found},
         middleware=[
             # Body caps and the JSON-only rule first: nothing reads a byte before them (http_body.py).
             Middleware(BodyLimits),
-            # Sites next: a `<label>.localhost` Host is a deployed site, never the API (sites.py).
+            # Sites next: a `<label>.localhost` Host is a deployed site, never the API (web/sites.py).
             Middleware(SiteDispatch),
             Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
                        allow_headers=["*"], expose_headers=["PAYMENT-REQUIRED", "PAYMENT-RESPONSE"]),

@@ -29,7 +29,7 @@ KiB, MiB = 1024, 1024 * 1024
 MAX_JSON_DEPTH = 64
 UNAUTHENTICATED_CAP = 64 * KiB
 DEFAULT_CAP = 1 * MiB
-# (path prefix, cap) — first match wins. Upload parts are at most 16 MiB (content.py).
+# (path prefix, cap) — first match wins. Upload parts are at most 16 MiB (deploy/content.py).
 _ROUTE_CAPS: tuple[tuple[str, int], ...] = (
     ("/_upload/", 16 * MiB + 64 * KiB),
     ("/apply/v1/plans", 32 * MiB),

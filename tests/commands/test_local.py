@@ -41,7 +41,7 @@ def test_unknown_flag_suggests_the_closest(cli):
 
 
 def test_missing_local_extra_is_a_clear_error(cli, tmp_path, monkeypatch):
-    from run402_cli.local import supervisor
+    from run402_cli.local.runtime import supervisor
 
     monkeypatch.setenv("RUN402_LOCAL_DIR", str(tmp_path / "local"))
     monkeypatch.setattr(supervisor, "_REQUIRED_MODULES", ("run402_no_such_module",))

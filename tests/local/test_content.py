@@ -194,7 +194,7 @@ def test_content_endpoints_need_a_project_key(api, project):
 
 def test_installations_from_before_upload_urls_get_a_derived_key(tmp_path):
     """An existing gateway.secret.json is not rewritten; the signing key is derived from it."""
-    from run402_cli.local.layout import LocalLayout
+    from run402_cli.local.runtime.layout import LocalLayout
 
     layout = LocalLayout(tmp_path)
     old = {"postgrest_jwt_secret": "j" * 48, "authenticator_password": "p", "treasury_key": "0x" + "1" * 64}

@@ -100,6 +100,22 @@ def test_browser_flow_signup_signin_insert_refresh(api, notes):
     assert after.status_code == 401
 
 
+def test_logout_ends_the_users_sessions(api, notes):
+    project, _, b = notes
+    headers = {"apikey": project["anon_key"]}
+    second = httpx.post(f"{api.api_base}/auth/v1/token?grant_type=password", headers=headers,
+                        json={"email": "b@example.com", "password": "correct horse battery"})
+    assert second.status_code == 200, second.text
+    assert httpx.post(f"{api.api_base}/auth/v1/logout", headers=headers).status_code == 401
+    out = httpx.post(f"{api.api_base}/auth/v1/logout", headers=user_headers(project, b))
+    assert out.status_code == 204 and out.content == b""
+    # Every refresh token of the user is spent, the other session's too.
+    for session in (b, second.json()):
+        refresh = httpx.post(f"{api.api_base}/auth/v1/token?grant_type=refresh_token", headers=headers,
+                             json={"refresh_token": session["refresh_token"]})
+        assert refresh.status_code == 401 and refresh.json()["code"] == "INVALID_GRANT"
+
+
 def test_wrong_password_and_duplicate_signup(api, notes):
     project, _, _ = notes
     headers = {"apikey": project["anon_key"]}

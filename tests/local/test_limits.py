@@ -1,4 +1,4 @@
-"""The limiter machinery (run402_cli/local/limits.py) on a hand-driven clock."""
+"""The limiter machinery (run402_cli/local/control/limits.py) on a hand-driven clock."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from run402_cli.local.errors import GatewayError
-from run402_cli.local.limits import (
+from run402_cli.local.control.limits import (
     FAUCET_PER_ADDRESS,
     PROJECT_BURST,
     ConcurrencyGate,

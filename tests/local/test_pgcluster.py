@@ -10,7 +10,7 @@ import pytest
 
 psycopg = pytest.importorskip("psycopg")
 
-from run402_cli.local.pgcluster import LocalRuntimeError, PgCluster, find_pg_binaries  # noqa: E402
+from run402_cli.local.runtime.pgcluster import LocalRuntimeError, PgCluster, find_pg_binaries  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ psycopg = pytest.importorskip("psycopg")
 jwt = pytest.importorskip("jwt")
 from psycopg import sql  # noqa: E402
 
-from run402_cli.local.pgcluster import LocalRuntimeError, PgCluster  # noqa: E402
-from run402_cli.local.postgrest import (  # noqa: E402
+from run402_cli.local.runtime.pgcluster import LocalRuntimeError, PgCluster  # noqa: E402
+from run402_cli.local.runtime.postgrest import (  # noqa: E402
     _extract_binary,
     PostgrestConfig,
     PostgrestProcess,

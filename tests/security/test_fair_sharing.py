@@ -17,7 +17,7 @@ import time
 import httpx
 import pytest
 
-from run402_cli.local.limits import REST_PER_PROJECT, REST_QUEUE, SQL_PER_PROJECT, SQL_QUEUE
+from run402_cli.local.control.limits import REST_PER_PROJECT, REST_QUEUE, SQL_PER_PROJECT, SQL_QUEUE
 from tests.local._support import anon_headers, expose, provision, sql
 
 SLEEP = 2

@@ -85,7 +85,7 @@ class Stack:
         return json.loads((self.local_dir / "state.json").read_text())["pid"]
 
     def postmaster_pid(self) -> int | None:
-        from run402_cli.local.pgcluster import PgCluster
+        from run402_cli.local.runtime.pgcluster import PgCluster
 
         try:
             pid = int((PgCluster(self.local_dir).data_dir / "postmaster.pid").read_text().split()[0])

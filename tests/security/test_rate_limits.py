@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from run402_cli.local.limits import (
+from run402_cli.local.control.limits import (
     FAUCET_PER_ADDRESS,
     LOGIN_ACCOUNT_FAILURES,
     LOGIN_CLIENT_FAILURES,

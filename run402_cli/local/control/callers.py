@@ -1,0 +1,196 @@
+"""Who is calling: a wallet (SIGN-IN-WITH-X) or a project (its service key).
+
+A wallet failure is a 402, as the hosted API does ("per x402 spec"), and carries a
+PAYMENT-REQUIRED header with no payment options, only the sign-in-with-x extension: a client
+sees *why* and is not tempted to pay."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import jwt as pyjwt
+from starlette.requests import Request
+
+from run402_cli.local.context import GatewayContext
+from run402_cli.local.errors import GatewayError
+from run402_cli.local.control.limits import LOOKUP_THREADS
+from run402_cli.local.control.siwx import SiwxError, verify_siwx
+from run402_cli.local.control.x402 import payment_required, payment_required_header
+
+__all__ = [
+    "Project", "bearer_token", "cached_project", "load_project", "mint_key", "project_from_service_key",
+    "request_origin", "service_key_gate_key", "verify_project_token", "verify_project_token_async",
+    "wallet_from_siwx",
+]
+
+
+def request_origin(request: Request) -> tuple[str, str]:
+    host = request.headers.get("host", "")
+    return host, f"{request.url.scheme}://{host}"
+
+
+def _siwx_refusal(request: Request, reason: str) -> GatewayError:
+    pr = payment_required(accepts=[], resource_url=str(request.url),
+                          description="Wallet sign-in required", error=reason)
+    pr["extensions"] = {"sign-in-with-x": {"supportedChains": [{"chainId": "eip155:84532", "type": "eip191"}],
+                                           "statement": "Sign in to Run402"}}
+    return GatewayError(
+        402, "AUTHENTICATION_REQUIRED", f"Wallet authentication failed: {reason}",
+        category="auth", hint="Send a fresh SIGN-IN-WITH-X header signed by your allowance (run402 init)",
+        next_actions=[{"action": "authenticate"}],
+        headers={"PAYMENT-REQUIRED": payment_required_header(pr)},
+    )
+
+
+def wallet_from_siwx(request: Request, ctx: GatewayContext) -> str:
+    """The lowercase wallet address, or a 402. Each signed header is accepted once."""
+    header = request.headers.get("sign-in-with-x")
+    if not header:
+        raise _siwx_refusal(request, "missing SIGN-IN-WITH-X header")
+    host, origin = request_origin(request)
+    try:
+        claims = verify_siwx(header, host=host, origin=origin)
+    except SiwxError as exc:
+        raise _siwx_refusal(request, getattr(exc, "reason", str(exc))) from None
+    with ctx.pool.connection() as conn:
+        conn.execute("DELETE FROM run402_meta.siwx_nonces WHERE expires_at < now()")
+        fresh = conn.execute(
+            "INSERT INTO run402_meta.siwx_nonces (nonce, wallet, expires_at) VALUES (%s, %s, %s) "
+            "ON CONFLICT DO NOTHING RETURNING nonce",
+            (claims.nonce, claims.address, claims.expiration_time),
+        ).fetchone()
+    if fresh is None:
+        raise _siwx_refusal(request, "replayed SIGN-IN-WITH-X nonce")
+    return claims.address
+
+
+@dataclass(frozen=True)
+class Project:
+    id: str
+    name: str | None
+    wallet: str
+    tier: str
+    schema_slot: str
+    jwt_secret: str
+    sql_password: str
+    status: str
+    api_calls: int
+    created_at: datetime
+
+
+_PROJECT_COLS = "id, name, wallet, tier, schema_slot, jwt_secret, sql_password, status, api_calls, created_at"
+
+
+def load_project(ctx: GatewayContext, project_id: str) -> Project | None:
+    with ctx.pool.connection() as conn:
+        row = conn.execute(
+            f"SELECT {_PROJECT_COLS} FROM run402_meta.projects WHERE id = %s AND status <> 'purged'",
+            (project_id,),
+        ).fetchone()
+    return Project(*row) if row else None
+
+
+def mint_key(project: Project, role: str) -> str:
+    """Project keys: HS256 JWTs with `role` and `project_id`, signed with the project's own
+    secret, no expiry (the lease is enforced server-side)."""
+    now = int(datetime.now(timezone.utc).timestamp())
+    return pyjwt.encode({"role": role, "project_id": project.id, "iss": "run402", "iat": now},
+                        project.jwt_secret, algorithm="HS256")
+
+
+def bearer_token(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("apikey")
+
+
+def _named_project(token: str) -> str:
+    """The project id a token claims (not yet verified), or a 401."""
+    try:
+        unverified = pyjwt.decode(token, options={"verify_signature": False})
+        header = pyjwt.get_unverified_header(token)
+    except pyjwt.PyJWTError:
+        raise GatewayError(401, "UNAUTHORIZED", "Malformed token", category="auth") from None
+    if header.get("alg") != "HS256" or not isinstance(unverified.get("project_id"), str):
+        raise GatewayError(401, "UNAUTHORIZED", "Token is not a Run402 project token", category="auth")
+    return unverified["project_id"]
+
+
+def _verify_for(project: Project | None, token: str) -> tuple[Project, dict]:
+    if project is None:
+        raise GatewayError(401, "UNAUTHORIZED", "Token names an unknown project", category="auth")
+    try:
+        claims = pyjwt.decode(token, project.jwt_secret, algorithms=["HS256"],
+                              options={"require": ["role", "project_id"]})
+    except pyjwt.ExpiredSignatureError:
+        raise GatewayError(401, "UNAUTHORIZED", "Token expired", category="auth",
+                           hint="Refresh the session (grant_type=refresh_token)") from None
+    except pyjwt.PyJWTError:
+        raise GatewayError(401, "UNAUTHORIZED", "Invalid token signature", category="auth") from None
+    if claims.get("role") in ("authenticated", "project_admin") and "exp" not in claims:
+        raise GatewayError(401, "UNAUTHORIZED", "User tokens must expire", category="auth")
+    return project, claims
+
+
+def verify_project_token(ctx: GatewayContext, token: str) -> tuple[Project, dict]:
+    """Any project JWT (anon key, service key, user access token): the project it names must
+    exist and have signed it. HS256 only; `exp` is enforced when present (user tokens)."""
+    return _verify_for(load_project(ctx, _named_project(token)), token)
+
+
+async def cached_project(ctx: GatewayContext, project_id: str) -> Project | None:
+    """load_project for async hot paths: from a 5-second cache (dropped whenever a schema
+    changes, which deleting a project does), else read in a small dedicated thread pool, so a
+    tenant that fills Starlette's shared pool cannot delay another tenant's requests."""
+    cache = ctx.limits.projects
+    hit = cache.get(project_id, not_before=ctx.schema_changed_at)
+    if hit is not None:
+        return hit
+    started = cache.now()
+    project = await ctx.limits.in_thread("lookup", LOOKUP_THREADS, load_project, ctx, project_id)
+    if project is not None:
+        cache.put(project_id, project, fetched_at=started)
+    return project
+
+
+async def verify_project_token_async(ctx: GatewayContext, token: str) -> tuple[Project, dict]:
+    """verify_project_token, for the event loop (see cached_project)."""
+    return _verify_for(await cached_project(ctx, _named_project(token)), token)
+
+
+async def service_key_gate_key(request: Request, ctx: GatewayContext, project_id: str) -> str:
+    """What a per-project gate is keyed by on a service-key route: the project id once the bearer
+    is verified as that project's service key. Anything else shares one key, so forged or foreign
+    keys naming a project cannot occupy its slots (the route itself then refuses them)."""
+    token = bearer_token(request)
+    try:
+        project, claims = await verify_project_token_async(ctx, token or "")
+    except GatewayError:
+        return ""
+    ok = project.id == project_id and claims.get("role") == "service_role"
+    return project.id if ok else ""
+
+
+def project_from_service_key(request: Request, ctx: GatewayContext, project_id: str) -> Project:
+    """The project named in the path, if the caller holds *its* service key; else 401/403/404."""
+    token = bearer_token(request)
+    if not token:
+        raise GatewayError(401, "UNAUTHORIZED", "Missing service key (Authorization: Bearer <service_key>)",
+                           category="auth")
+    try:
+        named = pyjwt.decode(token, options={"verify_signature": False}).get("project_id")
+    except pyjwt.PyJWTError:
+        raise GatewayError(401, "UNAUTHORIZED", "Malformed project key", category="auth") from None
+    if load_project(ctx, project_id) is None:
+        raise GatewayError(404, "PROJECT_NOT_FOUND", f"Project {project_id} not found", category="lifecycle")
+    if named != project_id:
+        raise GatewayError(403, "FORBIDDEN", "This key belongs to a different project", category="auth")
+    project, claims = verify_project_token(ctx, token)
+    if claims.get("role") != "service_role":
+        raise GatewayError(403, "FORBIDDEN", "This endpoint needs the project's service key", category="auth")
+    ctx.limits.check_project(project.id)  # every service-key admin route passes here
+    with ctx.pool.connection() as conn:
+        conn.execute("UPDATE run402_meta.projects SET api_calls = api_calls + 1 WHERE id = %s", (project.id,))
+    return project

@@ -1,0 +1,62 @@
+"""GET /health and GET /status: what is actually up, checked each time."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from run402_cli import __version__
+
+__all__: list[str] = []  # handlers only: local/routes.py lists them
+
+_CAPABILITIES = ["x402", "siwx", "postgres", "blob"]
+
+
+def _checks(request: Request) -> dict[str, str]:
+    ctx = request.app.state.ctx
+    checks: dict[str, str] = {}
+    try:
+        with ctx.pool.connection(timeout=5) as conn:
+            conn.execute("SELECT 1")
+        checks["postgres"] = "ok"
+    except Exception as exc:  # a health check reports, it does not raise
+        checks["postgres"] = f"error: {type(exc).__name__}"
+    try:
+        ok = httpx.get(ctx.postgrest_admin_url + "/ready", timeout=3).status_code == 200
+        checks["postgrest"] = "ok" if ok else "not_ready"
+    except httpx.HTTPError as exc:
+        checks["postgrest"] = f"error: {type(exc).__name__}"
+    # The local CAS stands where the hosted API has S3; there is no CDN locally.
+    checks["s3"] = "ok"
+    checks["cloudfront"] = "not_applicable"
+    return checks
+
+
+def _health(request: Request) -> JSONResponse:
+    checks = _checks(request)
+    healthy = all(v in ("ok", "not_applicable") for v in checks.values())
+    return JSONResponse({"status": "healthy" if healthy else "degraded", "checks": checks,
+                         "version": __version__}, status_code=200 if healthy else 503)
+
+
+def _status(request: Request) -> JSONResponse:
+    ctx = request.app.state.ctx
+    checks = _checks(request)
+    up = all(v in ("ok", "not_applicable") for v in checks.values())
+    # Both shapes the client ecosystem knows (spec api-core §4.1 / open question 1).
+    return JSONResponse({
+        "status": "ok" if up else "degraded",
+        "schema_version": "run402-status-v1",
+        "service": "Run402 (local gateway)",
+        "current_status": "operational" if up else "degraded",
+        "uptime_seconds": int(time.time() - ctx.started_at),
+        "deployment": {"version": __version__, "mode": "local"},
+        "capabilities": _CAPABILITIES,
+        "capability_status": {c: "operational" for c in _CAPABILITIES},
+        "operator": {"name": "Run402", "legal_name": "Run402 local gateway", "contact": "https://run402.com"},
+        "links": {"health": str(request.url_for("health"))},
+    })
+

@@ -1,0 +1,280 @@
+"""Content upload sessions: `POST /content/v1/plans`, the self-served upload target
+`PUT /_upload/<upload_id>/<part>`, and `POST /content/v1/plans/:id/commit` (contract §4).
+
+Where the hosted API hands out presigned S3 URLs, the gateway signs its own: an HMAC over
+"upload_id/part/expires" with an installation secret, valid one hour, no other auth (the real
+client PUTs with plain fetch). Parts wait in the CAS staging area; the commit assembles them,
+and `Cas.put_verified` admits an object only if its SHA-256 and size are the declared ones.
+
+A digest is "present" for a project only once that project has proved it holds the bytes
+(`run402_meta.cas_refs`): the store is shared, but knowing a digest is not owning content.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from run402_cli.local.deploy.cas import SHA256_RE, Cas, DigestMismatch
+from run402_cli.local.context import GatewayContext
+from run402_cli.local.deploy.deploy_common import iso, new_id, project_from_apikey, read_json
+from run402_cli.local.errors import GatewayError
+from run402_cli.local.runtime.layout import LocalLayout
+
+__all__ = ["linked_present"]
+
+SINGLE_MAX = 16 * 1024 * 1024
+PART_SIZE = 8 * 1024 * 1024
+MAX_OBJECT = 4 * 1024 * 1024 * 1024
+MAX_ENTRIES = 10_000
+URL_TTL = 3600
+_CHUNK = 1024 * 1024
+
+
+def _secret(request: Request) -> bytes:
+    state = request.app.state
+    if not hasattr(state, "upload_url_secret"):
+        # cas_dir is <local dir>/cas (runtime/layout.py); the key sits with the other installation secrets.
+        state.upload_url_secret = LocalLayout(Path(state.ctx.cas_dir).parent).secrets()["upload_url_secret"].encode()
+    return state.upload_url_secret
+
+
+def _sign(secret: bytes, upload_id: str, part: int, expires: int) -> str:
+    return hmac.new(secret, f"{upload_id}/{part}/{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def linked_present(ctx: GatewayContext, project_id: str, shas: list[str]) -> set[str]:
+    """The digests this project may use: linked to it and still on disk."""
+    if not shas:
+        return set()
+    with ctx.pool.connection() as conn:
+        rows = conn.execute("SELECT sha256, size FROM run402_meta.cas_refs WHERE project_id = %s AND sha256 = ANY(%s)",
+                            (project_id, list(set(shas)))).fetchall()
+    # A stat per object, on plain strings: this runs over every file of a site on every plan.
+    base = os.path.join(ctx.cas_dir, "sha256")
+    present = set()
+    for sha, size in rows:
+        try:
+            if os.stat(f"{base}/{sha[:2]}/{sha[2:]}").st_size == size:
+                present.add(sha)
+        except OSError:
+            pass
+    return present
+
+
+def _entries(body: Any, project_id: str) -> list[dict[str, Any]]:
+    if not isinstance(body, dict) or not isinstance(body.get("content"), list):
+        raise GatewayError(400, "BAD_REQUEST", "Body must be {content: [{sha256, size, content_type?}]}")
+    extra = set(body) - {"content", "project_id"}
+    if extra:
+        raise GatewayError(400, "BAD_REQUEST", f"Unknown field(s): {', '.join(sorted(extra))}")
+    if body.get("project_id") not in (None, project_id):
+        raise GatewayError(403, "FORBIDDEN", "project_id does not match the key's project", category="auth")
+    if len(body["content"]) > MAX_ENTRIES:
+        raise GatewayError(400, "BAD_REQUEST", f"At most {MAX_ENTRIES} objects per content plan")
+    seen: dict[str, dict[str, Any]] = {}
+    for i, item in enumerate(body["content"]):
+        where = f"content[{i}]"
+        if not isinstance(item, dict) or set(item) - {"sha256", "size", "content_type"}:
+            raise GatewayError(400, "BAD_REQUEST", f"{where} must be {{sha256, size, content_type?}}",
+                               details={"path": where})
+        sha, size, ctype = item.get("sha256"), item.get("size"), item.get("content_type")
+        if not isinstance(sha, str) or not SHA256_RE.match(sha):
+            raise GatewayError(400, "BAD_REQUEST", f"{where}.sha256 must be 64 lowercase hex characters",
+                               details={"path": where + ".sha256"})
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_OBJECT:
+            raise GatewayError(400, "BAD_REQUEST", f"{where}.size must be an integer from 0 to {MAX_OBJECT}",
+                               details={"path": where + ".size"})
+        if ctype is not None and (not isinstance(ctype, str) or len(ctype) > 255):
+            raise GatewayError(400, "BAD_REQUEST", f"{where}.content_type must be a string",
+                               details={"path": where + ".content_type"})
+        if sha in seen and seen[sha]["size"] != size:
+            raise GatewayError(400, "BAD_REQUEST", f"{sha} is declared twice with different sizes")
+        seen[sha] = {"sha256": sha, "size": size, "content_type": ctype}
+    return list(seen.values())
+
+
+async def _create(request: Request) -> JSONResponse:
+    body = await read_json(request)
+    return await run_in_threadpool(_create_sync, request, body)
+
+
+def _create_sync(request: Request, body: Any) -> JSONResponse:
+    ctx: GatewayContext = request.app.state.ctx
+    project = project_from_apikey(request, ctx)
+    entries = _entries(body, project.id)
+    present = linked_present(ctx, project.id, [e["sha256"] for e in entries])
+    Cas(ctx.cas_dir).sweep_staging(2 * URL_TTL)
+    secret = _secret(request)
+    base = f"{request.url.scheme}://{request.headers.get('host') or request.url.netloc}"
+    now = datetime.now(timezone.utc)
+    expires_at = now + timedelta(seconds=URL_TTL)
+    expires = int(time.time()) + URL_TTL
+    plan_id = new_id("cplan")
+    missing, rows = [], []
+    for e in entries:
+        if e["sha256"] in present:
+            continue
+        upload_id = "u_" + secrets.token_hex(12)
+        size = e["size"]
+        part_size = size if size <= SINGLE_MAX else PART_SIZE
+        count = 1 if size <= SINGLE_MAX else -(-size // PART_SIZE)
+        parts = []
+        for n in range(1, count + 1):
+            start = (n - 1) * part_size
+            end = max(min(start + part_size, size) - 1, start)  # inclusive; 0 for an empty object
+            parts.append({"part_number": n, "byte_start": start, "byte_end": end,
+                          "url": f"{base}/_upload/{upload_id}/{n}?expires={expires}"
+                                 f"&sig={_sign(secret, upload_id, n, expires)}"})
+        missing.append({"sha256": e["sha256"], "mode": "single" if size <= SINGLE_MAX else "multipart",
+                        "parts": parts, "part_size_bytes": max(part_size, 0), "part_count": count,
+                        "upload_id": upload_id, "staging_key": f"_staging/{upload_id}", "expires_at": iso(expires_at)})
+        rows.append((upload_id, plan_id, project.id, e["sha256"], size, e["content_type"], max(part_size, 1), count,
+                     expires_at))
+    with ctx.pool.connection() as conn, conn.transaction():
+        conn.execute("INSERT INTO run402_meta.content_plans (id, project_id, expires_at) VALUES (%s, %s, %s)",
+                     (plan_id, project.id, expires_at))
+        for row in rows:
+            conn.execute("INSERT INTO run402_meta.content_uploads (upload_id, plan_id, project_id, sha256, size, "
+                         "content_type, part_size, part_count, expires_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)", row)
+    return JSONResponse({"plan_id": plan_id, "expires_at": iso(expires_at), "missing": missing,
+                         "entries": [{"sha256": e["sha256"], "missing": e["sha256"] not in present} for e in entries]})
+
+
+def _load_upload(ctx: GatewayContext, upload_id: str) -> tuple | None:
+    with ctx.pool.connection() as conn:
+        return conn.execute("SELECT sha256, size, part_size, part_count FROM run402_meta.content_uploads "
+                            "WHERE upload_id = %s", (upload_id,)).fetchone()
+
+
+async def _put_part(request: Request) -> Response:
+    """S3-like: raw bytes in, 200 + ETag (quoted md5 of the part) out."""
+    upload_id = request.path_params["upload_id"]
+    part = request.path_params["part"]
+    try:
+        expires = int(request.query_params.get("expires", ""))
+    except ValueError:
+        expires = 0
+    sig = request.query_params.get("sig", "")
+    if not hmac.compare_digest(sig.encode(), _sign(_secret(request), upload_id, part, expires).encode()):
+        raise GatewayError(403, "UPLOAD_URL_INVALID", "The upload URL signature is not valid", category="auth")
+    if expires < time.time():
+        raise GatewayError(403, "UPLOAD_URL_EXPIRED", "The upload URL has expired", category="auth",
+                           hint="Request a new content plan (POST /content/v1/plans)")
+    ctx: GatewayContext = request.app.state.ctx
+    row = await run_in_threadpool(_load_upload, ctx, upload_id)
+    if row is None or not 1 <= part <= row[3]:
+        raise GatewayError(404, "UPLOAD_NOT_FOUND", "No such upload part")
+    _sha, size, part_size, _count = row
+    expected = max(0, min(part_size, size - (part - 1) * part_size))
+    cas = Cas(ctx.cas_dir)
+    staging = cas.staging_dir(upload_id)
+    tmp = staging / f"part-{part}.{secrets.token_hex(4)}.tmp"
+    md5, sha, received = hashlib.md5(), hashlib.sha256(), 0
+    try:
+        with open(tmp, "wb") as fh:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > expected:
+                    raise GatewayError(400, "CONTENT_SIZE_MISMATCH",
+                                       f"Part {part} must be exactly {expected} bytes", details={"expected": expected})
+                md5.update(chunk)
+                sha.update(chunk)
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if received != expected:
+            raise GatewayError(400, "CONTENT_SIZE_MISMATCH", f"Part {part} must be exactly {expected} bytes",
+                               details={"expected": expected, "received": received})
+        claimed = request.headers.get("x-amz-checksum-sha256")
+        if claimed is not None:
+            try:
+                ok = hmac.compare_digest(base64.b64decode(claimed, validate=True), sha.digest())
+            except ValueError:
+                ok = False
+            if not ok:
+                raise GatewayError(400, "CONTENT_DIGEST_MISMATCH",
+                                   "x-amz-checksum-sha256 does not match the bytes received",
+                                   details={"upload_id": upload_id, "part_number": part})
+        os.replace(tmp, staging / f"part-{part}")
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Response(status_code=200, headers={"ETag": f'"{md5.hexdigest()}"'})
+
+
+def _assemble(staging: Path, part_count: int) -> Path:
+    if part_count == 1:
+        return staging / "part-1"
+    out = staging / f"assembled.{secrets.token_hex(4)}.tmp"
+    with open(out, "wb") as dst:
+        for n in range(1, part_count + 1):
+            with open(staging / f"part-{n}", "rb") as src:
+                while chunk := src.read(_CHUNK):
+                    dst.write(chunk)
+    return out
+
+
+async def _commit(request: Request) -> JSONResponse:
+    return await run_in_threadpool(_commit_sync, request)
+
+
+def _commit_sync(request: Request) -> JSONResponse:
+    ctx: GatewayContext = request.app.state.ctx
+    project = project_from_apikey(request, ctx)
+    plan_id = request.path_params["id"]
+    with ctx.pool.connection() as conn:
+        plan = conn.execute("SELECT expires_at FROM run402_meta.content_plans WHERE id = %s AND project_id = %s",
+                            (plan_id, project.id)).fetchone()
+        uploads = conn.execute("SELECT upload_id, sha256, size, part_count, status FROM run402_meta.content_uploads "
+                               "WHERE plan_id = %s ORDER BY upload_id", (plan_id,)).fetchall()
+    if plan is None:
+        raise GatewayError(404, "CONTENT_PLAN_NOT_FOUND", f"Content plan {plan_id} not found")
+    cas = Cas(ctx.cas_dir)
+    committed, incomplete, mismatched = [], [], []
+    for upload_id, sha, size, part_count, status in uploads:
+        if status == "committed":
+            committed.append(sha)
+            continue
+        staging = cas.staging_root / upload_id
+        absent = [n for n in range(1, part_count + 1) if not (staging / f"part-{n}").is_file()]
+        if absent:
+            incomplete.append({"sha256": sha, "upload_id": upload_id, "missing_parts": absent})
+            continue
+        try:
+            cas.put_verified(_assemble(staging, part_count), sha, size)
+        except DigestMismatch as exc:
+            mismatched.append({"sha256": sha, "size": size, "actual_sha256": exc.actual_sha256,
+                               "actual_size": exc.actual_size, "upload_id": upload_id})
+            cas.discard_staging(upload_id)  # wrong bytes are never kept; the client re-uploads
+            continue
+        with ctx.pool.connection() as conn, conn.transaction():
+            conn.execute("INSERT INTO run402_meta.cas_refs (project_id, sha256, size) VALUES (%s, %s, %s) "
+                         "ON CONFLICT DO NOTHING", (project.id, sha, size))
+            conn.execute("UPDATE run402_meta.content_uploads SET status = 'committed' WHERE upload_id = %s",
+                         (upload_id,))
+        cas.discard_staging(upload_id)
+        committed.append(sha)
+    if mismatched:
+        raise GatewayError(400, "CONTENT_DIGEST_MISMATCH",
+                           f"{len(mismatched)} object(s) did not match their declared sha256/size; nothing was "
+                           "stored for them", category="deploy", details={"plan_id": plan_id, "mismatched": mismatched,
+                                                                          "committed": committed},
+                           next_actions=[{"action": "reupload_content"}])
+    if incomplete:
+        raise GatewayError(400, "CONTENT_UPLOAD_INCOMPLETE", f"{len(incomplete)} object(s) have parts not uploaded",
+                           category="deploy", details={"plan_id": plan_id, "incomplete": incomplete})
+    with ctx.pool.connection() as conn:
+        conn.execute("UPDATE run402_meta.content_plans SET status = 'committed' WHERE id = %s", (plan_id,))
+    return JSONResponse({"plan_id": plan_id, "status": "committed", "committed": committed})
+

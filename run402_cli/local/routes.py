@@ -1,0 +1,83 @@
+"""Every path the gateway serves, in one table, in match order, grouped by room.
+
+Each room keeps its handlers (module-private functions); this is the one place that names them.
+Starlette tries the routes top to bottom: a literal path (`/apply/v1/releases/active`) comes
+before the template it would also match (`/apply/v1/releases/{id}`).
+
+Not in this table, because they never reach it: a deployed site, picked by its
+`<label>.localhost` Host in a middleware before any route (web/sites.py), and the body caps
+(http_body.py). An unknown path or method is the 404 / 405 envelope (app.py).
+"""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from run402_cli.local.control import projects, service, tiers, wallets
+from run402_cli.local.data import expose, project_sql, rest, user_admin, users
+from run402_cli.local.deploy import apply_commit, apply_plan, content, releases
+from run402_cli.local.web import subdomains
+
+__all__ = ["route_table"]
+
+
+def route_table() -> list[Route]:
+    return [
+        # control: service status, tiers, wallets and billing, projects
+        Route("/health", service._health, methods=["GET"], name="health"),
+        Route("/status", service._status, methods=["GET"]),
+        Route("/tiers/v1", tiers._quote, methods=["GET"]),
+        Route("/tiers/v1/status", tiers._status, methods=["GET"]),
+        Route("/tiers/v1/{tier}", tiers._set, methods=["POST"]),
+        Route("/faucet/v1", wallets._faucet, methods=["POST"]),
+        Route("/billing/v1/accounts/{wallet}", wallets._account, methods=["GET"]),
+        Route("/billing/v1/accounts/{wallet}/history", wallets._history, methods=["GET"]),
+        Route("/wallets/v1/{wallet}/projects", wallets._wallet_projects, methods=["GET"]),
+        Route("/rpc/v1/{chain}", wallets._rpc, methods=["POST"]),
+        Route("/projects/v1", projects._provision, methods=["POST"]),
+        Route("/projects/v1/{id}", projects._delete, methods=["DELETE"]),
+        Route("/projects/v1/admin/{id}/schema", projects._schema, methods=["GET"]),
+        Route("/projects/v1/admin/{id}/usage", projects._usage, methods=["GET"]),
+
+        # data: the expose manifest, a project's own SQL, the PostgREST proxy, end-user auth
+        Route("/projects/v1/expose/validate", expose._validate_projectless, methods=["POST"]),
+        Route("/projects/v1/admin/{id}/expose", expose._apply, methods=["POST"]),
+        Route("/projects/v1/admin/{id}/expose", expose._get, methods=["GET"]),
+        Route("/projects/v1/admin/{id}/expose/validate", expose._validate_project, methods=["POST"]),
+        Route("/projects/v1/admin/{id}/sql", project_sql._sql, methods=["POST"]),
+        Route("/rest/v1/{path:path}", rest._rest, methods=rest._METHODS),
+        Route("/admin/v1/rest/{path:path}", rest._admin_rest, methods=rest._METHODS),
+        Route("/auth/v1/signup", users._signup, methods=["POST"]),
+        Route("/auth/v1/token", users._token, methods=["POST"]),
+        Route("/auth/v1/magic-link", users._magic_link, methods=["POST"]),
+        Route("/auth/v1/user", users._get_user, methods=["GET"]),
+        Route("/auth/v1/logout", users._logout, methods=["POST"]),
+        Route("/auth/v1/user/password", users._set_password, methods=["PUT"]),
+        Route("/auth/v1/settings", user_admin._patch_settings, methods=["PATCH"]),
+        Route("/auth/v1/settings", user_admin._get_settings, methods=["GET"]),
+        Route("/auth/v1/providers", users._providers, methods=["GET"]),
+        Route("/auth/v1/admin/users", user_admin._admin_create_user, methods=["POST"]),
+        Route("/projects/v1/admin/{id}/promote-user", user_admin._promote, methods=["POST"]),
+        Route("/projects/v1/admin/{id}/demote-user", user_admin._demote, methods=["POST"]),
+        Route("/projects/v1/admin/{id}/mailbox", user_admin._mailbox, methods=["GET"]),
+
+        # deploy: content uploads, apply plans and commits, operations and releases
+        Route("/content/v1/plans", content._create, methods=["POST"]),
+        Route("/content/v1/plans/{id}/commit", content._commit, methods=["POST"]),
+        Route("/_upload/{upload_id}/{part:int}", content._put_part, methods=["PUT"]),
+        Route("/apply/v1/plans", apply_plan._plan, methods=["POST"]),
+        Route("/apply/v1/plans/{id}/commit", apply_commit._commit, methods=["POST"]),
+        Route("/apply/v1/operations/{id}/resume", apply_commit._resume, methods=["POST"]),
+        Route("/apply/v1/operations", releases._operations, methods=["GET"]),
+        Route("/apply/v1/operations/{id}", releases._operation, methods=["GET"]),
+        Route("/apply/v1/operations/{id}/events", releases._events, methods=["GET"]),
+        Route("/apply/v1/releases/active", releases._active, methods=["GET"]),
+        Route("/apply/v1/releases/diff", releases._diff, methods=["GET"]),
+        Route("/apply/v1/releases/{id}", releases._release, methods=["GET"]),
+        Route("/apply/v1/resolve", releases._resolve, methods=["GET"]),
+
+        # web: subdomains (the sites themselves are served by Host, see the docstring)
+        Route("/subdomains/v1", subdomains._claim, methods=["POST"]),
+        Route("/subdomains/v1", subdomains._list, methods=["GET"]),
+        Route("/subdomains/v1/{name}", subdomains._delete, methods=["DELETE"]),
+    ]

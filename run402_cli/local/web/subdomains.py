@@ -1,0 +1,115 @@
+"""`/subdomains/v1`: claim, list and release `<name>.localhost` (contract §8, spec §4.1).
+
+Authenticated with the project's service key (`Authorization: Bearer`). A name belongs to one
+project; it points at a deployment of that project, and every later activation re-points it
+at the new release (apply_commit._subdomains), so a claimed name always serves the latest
+release. Reserved names (www, api, admin, localhost, prj-*, dpl-*) would shadow the gateway's
+own hosts and are refused with 409 `{error: "reserved"}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from run402_cli.local.deploy.apply_spec import subdomain_problem
+from run402_cli.local.control.callers import Project, bearer_token, verify_project_token
+from run402_cli.local.context import GatewayContext
+from run402_cli.local.deploy.deploy_common import deployment_host, iso, label_url, read_json
+from run402_cli.local.errors import GatewayError
+
+__all__: list[str] = []  # handlers only: local/routes.py lists them
+
+
+def _project(request: Request, ctx: GatewayContext) -> Project:
+    token = bearer_token(request)
+    if not token:
+        raise GatewayError(401, "UNAUTHORIZED", "Missing service key (Authorization: Bearer <service_key>)",
+                           category="auth")
+    project, claims = verify_project_token(ctx, token)
+    if claims.get("role") != "service_role":
+        raise GatewayError(403, "FORBIDDEN", "Subdomains need the project's service key", category="auth")
+    return project
+
+
+def _row(request: Request, row: tuple) -> dict[str, Any]:
+    name, project_id, deployment_id, created_at, updated_at = row
+    return {"name": name, "url": label_url(request, name), "deployment_id": deployment_id,
+            "deployment_url": label_url(request, deployment_host(deployment_id)), "project_id": project_id,
+            "created_at": iso(created_at), "updated_at": iso(updated_at)}
+
+
+_COLS = "name, project_id, deployment_id, created_at, updated_at"
+
+
+def _deployment(conn: psycopg.Connection, project_id: str, deployment_id: Any) -> str:
+    if deployment_id is None:
+        row = conn.execute("SELECT r.deployment_id FROM run402_meta.active_releases a JOIN run402_meta.releases r "
+                           "ON r.id = a.release_id WHERE a.project_id = %s", (project_id,)).fetchone()
+        if row is None:
+            raise GatewayError(400, "NO_DEPLOYMENT", "The project has no deployment to point the subdomain at",
+                               next_actions=[{"action": "deploy_site_first"}])
+        return row[0]
+    if not isinstance(deployment_id, str) or conn.execute(
+            "SELECT 1 FROM run402_meta.releases WHERE deployment_id = %s AND project_id = %s",
+            (deployment_id, project_id)).fetchone() is None:
+        raise GatewayError(404, "DEPLOYMENT_NOT_FOUND", f"Deployment {deployment_id!r} is not one of this project's",
+                           details={"deployment_id": deployment_id})
+    return deployment_id
+
+
+def _claim_sync(request: Request, body: Any) -> JSONResponse:
+    ctx: GatewayContext = request.app.state.ctx
+    project = _project(request, ctx)
+    if not isinstance(body, dict) or set(body) - {"name", "deployment_id"} or "name" not in body:
+        raise GatewayError(400, "BAD_REQUEST", "Body must be {name, deployment_id}")
+    name = body["name"]
+    problem = subdomain_problem(name)
+    if problem:
+        code, why = problem
+        if code == "SUBDOMAIN_RESERVED":
+            raise GatewayError(409, code, f"Subdomain {name!r} is reserved", extra={"error": "reserved"})
+        raise GatewayError(400, code, f"Subdomain name {why}", details={"name": name if isinstance(name, str) else None})
+    with ctx.pool.connection() as conn, conn.transaction():
+        deployment_id = _deployment(conn, project.id, body.get("deployment_id"))
+        row = conn.execute(
+            "INSERT INTO run402_meta.subdomains (name, project_id, deployment_id) VALUES (%s, %s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET deployment_id = EXCLUDED.deployment_id, updated_at = now() "
+            "WHERE run402_meta.subdomains.project_id = EXCLUDED.project_id RETURNING " + _COLS,
+            (name, project.id, deployment_id)).fetchone()
+    if row is None:
+        raise GatewayError(409, "SUBDOMAIN_TAKEN", f"Subdomain {name!r} belongs to another project",
+                           extra={"error": "taken"})
+    return JSONResponse(_row(request, row), status_code=201)
+
+
+async def _claim(request: Request) -> JSONResponse:
+    body = await read_json(request)
+    return await run_in_threadpool(_claim_sync, request, body)
+
+
+def _list(request: Request) -> JSONResponse:
+    ctx: GatewayContext = request.app.state.ctx
+    project = _project(request, ctx)
+    with ctx.pool.connection() as conn:
+        rows = conn.execute(f"SELECT {_COLS} FROM run402_meta.subdomains WHERE project_id = %s ORDER BY name",
+                            (project.id,)).fetchall()
+    return JSONResponse({"subdomains": [_row(request, r) for r in rows]})
+
+
+def _delete(request: Request) -> JSONResponse:
+    ctx: GatewayContext = request.app.state.ctx
+    project = _project(request, ctx)
+    name = request.path_params["name"]
+    with ctx.pool.connection() as conn:
+        row = conn.execute("DELETE FROM run402_meta.subdomains WHERE name = %s AND project_id = %s "
+                           "RETURNING name, deployment_id, project_id, now()", (name, project.id)).fetchone()
+    if row is None:
+        raise GatewayError(404, "SUBDOMAIN_NOT_FOUND", f"Subdomain {name!r} is not claimed by this project")
+    return JSONResponse({"status": "deleted", "name": row[0], "deployment_id": row[1], "project_id": row[2],
+                         "deleted_at": iso(row[3])})
+

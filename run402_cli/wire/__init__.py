@@ -1,0 +1,7 @@
+"""The contract both sides share: the CLI (client) and the local gateway (server) import these
+modules; neither re-implements them, and each rule is tested once.
+
+- `eth`: keccak-256, EIP-55 addresses, secp256k1 signing and recovery on libsecp256k1
+  (coincurve), EIP-191 personal messages and the EIP-712 TransferWithAuthorization digest that
+  x402 payments sign.
+"""
