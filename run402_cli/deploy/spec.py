@@ -37,7 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from run402_cli.deploy.content_types import DEFAULT_CONTENT_TYPE, guess
+from run402_cli.wire.content_types import DEFAULT_CONTENT_TYPE, guess
+from run402_cli.wire.release import (
+    DETECT_RULE, LOCALE_TAG, ROUTE_METHODS, SECRET_KEY, release_path_problem, route_pattern_problem,
+)
 from run402_cli.errors import LocalError, UsageError
 
 __all__ = [
@@ -60,14 +63,9 @@ __all__ = [
 CLI_DEPLOYABLE_KEYS = ("database", "site", "functions", "secrets", "subdomains", "routes", "checks", "i18n")
 SQL_CONTENT_TYPE = "application/sql"
 MANIFEST_CONTENT_TYPE = "application/vnd.run402.deploy-manifest+json"
-ROUTE_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 MUTATION_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
-_SECRET_KEY = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
-_LOCALE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_DETECT = re.compile(r"^(accept-language|cookie:[!#$%&'*+\-.^_`|~0-9A-Za-z]+)$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # Hints for the mistakes people (and agents) actually make, by field path suffix.
 _FIELD_HINTS = {
@@ -157,25 +155,11 @@ def check_release_path(path: Any, fld: str, *, what: str = "release path") -> st
         raise _invalid(f"{fld}: {what} must be a non-empty string", fld)
     shown = path.encode("utf-8", "backslashreplace").decode("utf-8")[:200]
     try:
-        raw = path.encode("utf-8")
+        path.encode("utf-8")
     except UnicodeEncodeError:
         raise _invalid(f"{fld}: {what} is not valid UTF-8: {shown!r}", fld, path=shown,
                        hint="Rename the file so its name is valid UTF-8.") from None
-    problem = None
-    if _CONTROL.search(path):
-        problem = "contains NUL or control characters"
-    elif path.startswith("/"):
-        problem = "must be relative (no leading '/')"
-    elif "\\" in path:
-        problem = "must use '/' as the separator (no '\\')"
-    elif path.endswith("/"):
-        problem = "must not end with '/'"
-    elif any(seg in ("", ".", "..") for seg in path.split("/")):
-        problem = "must not contain empty, '.' or '..' segments"
-    elif path.startswith(("_cas/", "_staging/")):
-        problem = "must not start with the reserved _cas/ or _staging/ prefix"
-    elif len(raw) > 1024:
-        problem = "is longer than 1024 bytes"
+    problem = release_path_problem(path)
     if problem:
         raise _invalid(f"{fld}: {what} {problem}: {shown!r}", fld, path=shown)
     return path
@@ -486,7 +470,7 @@ def _secrets(value: Any) -> dict[str, Any]:
             continue
         names = _str_list(sec[key], f"secrets.{key}")
         for name in names:
-            if not _SECRET_KEY.match(name):
+            if not SECRET_KEY.match(name):
                 raise _invalid(f"secrets.{key}: {name!r} is not a valid secret key "
                                "(^[A-Z_][A-Z0-9_]{0,127}$)", f"secrets.{key}")
             if name in seen:
@@ -624,6 +608,9 @@ def _route(r: Any, fld: str) -> dict[str, Any]:
     r = _obj(r, fld)
     _only(r, ("pattern", "methods", "target", "acknowledge_readonly"), fld)
     pattern = _str(r.get("pattern"), f"{fld}.pattern", nonempty=True)
+    problem = route_pattern_problem(pattern)  # the gateway's own rule, caught before any upload
+    if problem:
+        raise _invalid(f"{fld}.pattern {problem}: {pattern!r}", f"{fld}.pattern")
     methods = None
     if "methods" in r:
         methods = r["methods"]
@@ -717,7 +704,7 @@ def _i18n(value: Any) -> Any:
     if not isinstance(locales, list) or not 1 <= len(locales) <= 50:
         raise _invalid("i18n.locales must be an array of 1-50 locale tags", "i18n.locales")
     for tag in locales:
-        if not isinstance(tag, str) or not _LOCALE.match(tag):
+        if not isinstance(tag, str) or not LOCALE_TAG.match(tag):
             raise _invalid(f"i18n.locales: {tag!r} is not a valid locale tag", "i18n.locales")
     if len(set(locales)) != len(locales):
         raise _invalid("i18n.locales has duplicates", "i18n.locales")
@@ -731,7 +718,7 @@ def _i18n(value: Any) -> Any:
         if not isinstance(detect, list) or len(detect) > 10:
             raise _invalid("i18n.detect must be an array of at most 10 sources", "i18n.detect")
         for d in detect:
-            if not isinstance(d, str) or not _DETECT.match(d):
+            if not isinstance(d, str) or not DETECT_RULE.match(d):
                 raise _invalid(f"i18n.detect: {d!r} must be 'accept-language' or 'cookie:<name>'",
                                "i18n.detect")
         out["detect"] = list(detect)

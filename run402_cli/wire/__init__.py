@@ -4,4 +4,8 @@ modules; neither re-implements them, and each rule is tested once.
 - `eth`: keccak-256, EIP-55 addresses, secp256k1 signing and recovery on libsecp256k1
   (coincurve), EIP-191 personal messages and the EIP-712 TransferWithAuthorization digest that
   x402 payments sign.
+- `release`: the ReleaseSpec rules (release file paths, route patterns, subdomains, secret
+  keys, locales) the CLI checks before sending and the gateway before trusting.
+- `content_types`: a release file's content type from its extension.
+- `times`: timestamps as the API writes them.
 """

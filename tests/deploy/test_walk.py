@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from run402_cli.deploy.content_types import extension, guess
+from run402_cli.wire.content_types import extension, guess
 from run402_cli.deploy.secrets_filter import SNIFF_BYTES, skipped_secrets_event
 from run402_cli.deploy.walk import is_skipped, walk_dir
 from run402_cli.errors import LocalError

@@ -30,7 +30,8 @@ from run402_cli.local.runtime.db import AUTHENTICATOR, refresh_postgrest
 from run402_cli.local.errors import GatewayError
 from run402_cli.local.http_body import read_json
 from run402_cli.local.control.ledger import charge
-from run402_cli.local.control.tiers import TIERS, _iso, active_tier, subscribe
+from run402_cli.local.control.tiers import TIERS, active_tier, subscribe
+from run402_cli.wire.times import iso as _iso
 
 __all__: list[str] = []  # handlers only: local/routes.py lists them
 

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from run402_cli.local.control.callers import wallet_from_siwx
+from run402_cli.wire.times import iso as _iso
 from run402_cli.local.errors import GatewayError
 from run402_cli.local.control.ledger import charge, ensure_account, micros_to_usd
 
@@ -29,8 +30,6 @@ TIERS: dict[str, dict[str, Any]] = {
 }
 
 
-def _iso(dt: datetime | None) -> str | None:
-    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if dt else None
 
 
 def active_tier(conn: psycopg.Connection, wallet: str) -> tuple[str | None, datetime | None, datetime | None]:

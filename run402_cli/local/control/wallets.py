@@ -14,7 +14,8 @@ from starlette.responses import JSONResponse
 from run402_cli.local.errors import GatewayError
 from run402_cli.local.http_body import read_json
 from run402_cli.local.control.ledger import balance, credit
-from run402_cli.local.control.tiers import _iso, active_tier
+from run402_cli.local.control.tiers import active_tier
+from run402_cli.wire.times import iso as _iso
 from run402_cli.local.control.x402 import USDC_BASE_SEPOLIA
 
 __all__ = ["FAUCET_MICROS"]

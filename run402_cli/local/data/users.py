@@ -14,7 +14,7 @@ import hashlib
 import re
 import secrets
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 
 from run402_cli.local.control.callers import Project, bearer_token, verify_project_token
 from run402_cli.local.context import GatewayContext
+from run402_cli.wire.times import iso as _iso
 from run402_cli.local.errors import GatewayError
 from run402_cli.local.http_body import read_json
 
@@ -50,8 +51,6 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _iso(dt: datetime | None) -> str | None:
-    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if dt else None
 
 
 def _err(status: int, code: str, message: str, **kw: Any) -> GatewayError:

@@ -15,18 +15,20 @@ from typing import Any, NoReturn
 
 from run402_cli.local.deploy.cas import SHA256_RE
 from run402_cli.local.errors import GatewayError
+from run402_cli.wire.release import (
+    CONTROL_CHARS, DETECT_RULE, LOCALE_TAG, RESERVED_SUBDOMAINS, ROUTE_METHODS, SECRET_KEY, release_path_problem,
+    route_pattern_problem, subdomain_problem,
+)
 
 __all__ = ["RESERVED_SUBDOMAINS", "asset_path_problem", "subdomain_problem", "validate_body"]
 
 _TOP = {"project", "base", "database", "secrets", "functions", "site", "subdomains", "routes", "assets",
         "checks", "i18n"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_SECRET_KEY = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-_LOCALE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_DETECT = re.compile(r"^(accept-language|cookie:[!#$%&'*+\-.^_`|~0-9A-Za-z]+)$")
-RESERVED_SUBDOMAINS = {"www", "api", "admin", "localhost"}
-METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_CONTROL = CONTROL_CHARS
+_SECRET_KEY = SECRET_KEY
+_LOCALE = LOCALE_TAG
+_DETECT = DETECT_RULE
+METHODS = ROUTE_METHODS
 MAX_FILES = 25_000
 MAX_ROUTES = 500
 
@@ -56,34 +58,8 @@ def _str_list(value: Any, path: str) -> list[str]:
     return value
 
 
-def asset_path_problem(p: Any) -> str | None:
-    """Why `p` cannot be a release asset path, or None. Relative POSIX paths only."""
-    if not isinstance(p, str) or not p:
-        return "must be a non-empty string"
-    if len(p.encode("utf-8")) > 1024:
-        return "is longer than 1024 bytes"
-    if _CONTROL.search(p):
-        return "contains NUL or control characters"
-    if "\\" in p:
-        return "contains a backslash (use /)"
-    if p.startswith("/"):
-        return "must be relative (no leading /)"
-    if p.startswith(("_cas/", "_staging/")) or p in ("_cas", "_staging"):
-        return "uses a reserved prefix (_cas/, _staging/)"
-    if p.endswith("/"):
-        return "must name a file (no trailing /)"
-    if any(seg in ("", ".", "..") for seg in p.split("/")):
-        return "has an empty, '.' or '..' segment"
-    return None
-
-
-def subdomain_problem(name: Any) -> tuple[str, str] | None:
-    """(code, message) if `name` cannot be claimed, else None."""
-    if not isinstance(name, str) or not 3 <= len(name) <= 63 or not _SUBDOMAIN.match(name):
-        return "INVALID_SUBDOMAIN", "must be 3-63 characters of a-z, 0-9 and inner hyphens"
-    if name in RESERVED_SUBDOMAINS or name.startswith(("prj-", "dpl-")):
-        return "SUBDOMAIN_RESERVED", "is reserved"
-    return None
+# One rule for the CLI and the gateway (wire/release.py); the gateway's historical names.
+asset_path_problem = release_path_problem
 
 
 def _content_ref(value: Any, path: str) -> dict[str, Any]:
@@ -216,10 +192,9 @@ def _subdomains(value: Any) -> None:
 
 
 def _pattern(p: Any, where: str) -> None:
-    if (not isinstance(p, str) or not p.startswith("/") or len(p.encode()) > 256 or _CONTROL.search(p)
-            or any(c in p for c in "?# \\") or "*" in p[:-1] or (p.endswith("*") and not p.endswith("/*"))
-            or any(seg in (".", "..") for seg in p.split("/"))):
-        _bad(where, "must be an absolute path (/a, or /a/* for a prefix) without ?, #, spaces or '..'")
+    problem = route_pattern_problem(p)
+    if problem:
+        _bad(where, problem)
 
 
 def _routes(value: Any) -> None:

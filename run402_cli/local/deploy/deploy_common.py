@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
@@ -16,6 +15,8 @@ from starlette.requests import Request
 
 from run402_cli.local.control.callers import Project, bearer_token, verify_project_token
 from run402_cli.local.context import GatewayContext
+from run402_cli.wire.content_types import guess
+from run402_cli.wire.times import iso
 from run402_cli.local.errors import GatewayError
 from run402_cli.local.http_body import read_json  # noqa: F401  (re-exported for the deploy routes)
 
@@ -23,18 +24,6 @@ __all__ = [
     "add_event", "canonical_json", "content_type_for", "deployment_host", "deployment_id_for", "iso",
     "label_url", "new_id", "project_from_apikey", "project_host", "read_json", "release_id_for_deployment",
 ]
-
-_TYPES = {
-    "html": "text/html; charset=utf-8", "htm": "text/html; charset=utf-8",
-    "css": "text/css; charset=utf-8", "js": "text/javascript; charset=utf-8",
-    "mjs": "text/javascript; charset=utf-8", "cjs": "text/javascript; charset=utf-8",
-    "json": "application/json", "svg": "image/svg+xml", "png": "image/png", "jpg": "image/jpeg",
-    "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp", "ico": "image/x-icon",
-    "woff": "font/woff", "woff2": "font/woff2", "ttf": "font/ttf", "otf": "font/otf",
-    "txt": "text/plain; charset=utf-8", "md": "text/markdown; charset=utf-8", "xml": "application/xml",
-    "pdf": "application/pdf", "wasm": "application/wasm", "sql": "application/sql",
-}
-
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
@@ -49,21 +38,13 @@ def release_id_for_deployment(deployment_id: str) -> str:
     return "rel_" + deployment_id.split("_", 1)[1]
 
 
-def iso(dt: datetime | None) -> str | None:
-    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if dt else None
-
-
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def content_type_for(path: str, declared: str | None = None) -> str:
-    """The declared ContentRef type wins; else the client's own extension table (spec §1.3.2)."""
-    if declared:
-        return declared
-    name = path.rsplit("/", 1)[-1]
-    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return _TYPES.get(ext, "application/octet-stream")
+    """The declared ContentRef type wins; else the extension table the client uses too."""
+    return declared or guess(path)
 
 
 def project_host(project_id: str) -> str:

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from run402_cli.local.deploy.apply_spec import subdomain_problem
+from run402_cli.wire.release import subdomain_problem
 from run402_cli.local.control.callers import Project, bearer_token, verify_project_token
 from run402_cli.local.context import GatewayContext
 from run402_cli.local.deploy.deploy_common import deployment_host, iso, label_url, read_json
