@@ -13,8 +13,10 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
 
-from run402_cli import _docs
 from run402_cli.app import run
+from tests._devtools import load_script
+
+_docs = load_script("gen_docs")
 
 REGEN = f"run: {_docs.REGEN}"
 NODES = _docs.tree()

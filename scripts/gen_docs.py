@@ -7,8 +7,8 @@ every Tab; these scripts are plain shell data, regenerated whenever the tree cha
 Why a fixed environment: the output must be byte-identical on every machine (width 100, no
 colour, temp config dirs, no RUN402_* from the caller), or the staleness test would be flaky.
 
-    python -m run402_cli._docs           write the files at the repository root
-    python -m run402_cli._docs --check   write nothing; exit 1 listing the stale files
+    python scripts/gen_docs.py           write the files at the repository root
+    python scripts/gen_docs.py --check   write nothing; exit 1 listing the stale files
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Any, Iterator, Sequence
 __all__ = ["Node", "ROOT", "REGEN", "check", "main", "render", "tree", "write"]
 
 WIDTH = 100
-ROOT = Path(__file__).resolve().parent.parent  # the repository root: parent of the package dir
-REGEN = "python -m run402_cli._docs"
+ROOT = Path(__file__).resolve().parent.parent  # the repository root: parent of scripts/
+REGEN = "python scripts/gen_docs.py"
 FILES = ("llms-cli.txt", "completions/run402.bash", "completions/run402.zsh", "completions/run402.fish")
 _WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # what a command name may be (shell-safe)
 
@@ -158,7 +158,7 @@ _PREAMBLE = """\
 run402 CLI reference for agents
 ===============================
 
-Generated from the command tree by `python -m run402_cli._docs`. Do not edit by hand.
+Generated from the command tree by `python scripts/gen_docs.py`. Do not edit by hand.
 
 What run402 is
 --------------
