@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from run402_cli.api.client import Client
     from run402_cli.config import Settings
 
-__all__ = ["StrictCommand", "client", "group", "parse_json_flag", "settings"]
+__all__ = ["StrictCommand", "client", "group", "parse_json_flag", "project_opt", "resolve_project", "settings"]
 
 
 class StrictCommand(TyperCommand):
@@ -109,3 +109,16 @@ def parse_json_flag(flag: str, value: str, *, expect: type | None = None) -> Any
             details={"flag": flag},
         )
     return data
+
+
+def project_opt() -> Any:
+    """The `--project prj_...` option of commands that default to the active project."""
+    return typer.Option(None, "--project", help="prj_... (default: the active project).")
+
+
+def resolve_project(ctx: typer.Context, project_id: str | None) -> tuple[str, dict[str, Any]]:
+    """(project id, its keystore entry): `--project`, else the active project; a clear error
+    when neither exists or the id is not in the keystore."""
+    from run402_cli import config
+
+    return config.resolve_project(settings(ctx), project_id)

@@ -15,7 +15,7 @@ from typing import Any, Optional
 import typer
 
 from run402_cli import output
-from run402_cli.commands._options import client, group, settings
+from run402_cli.commands._options import client, group, project_opt, resolve_project
 from run402_cli.errors import UsageError
 
 app = group(help="A project's end-user auth: magic links, users, passwords, settings, providers.")
@@ -23,16 +23,6 @@ app = group(help="A project's end-user auth: magic links, users, passwords, sett
 INTENTS = ("signin", "invite", "claim", "recovery")
 PREFERRED = ("password", "magic_link", "oauth_google", "passkey", "null")
 PUBLIC_SIGNUP = ("open", "known_email", "invite_only")
-
-
-def _project_opt() -> Any:
-    return typer.Option(None, "--project", help="prj_... (default: the active project).")
-
-
-def _project(ctx: typer.Context, project_id: Optional[str]) -> tuple[str, dict[str, Any]]:
-    from run402_cli import config
-
-    return config.resolve_project(settings(ctx), project_id)
 
 
 def _required(value: Optional[str], message: str, flag: str) -> str:
@@ -84,7 +74,7 @@ def magic_link(
         None, "--intent", help="signin (default), invite (uses the service key), claim or recovery."
     ),
     state: Optional[str] = typer.Option(None, "--state", help="client_state returned by verify."),
-    project: Optional[str] = _project_opt(),
+    project: Optional[str] = project_opt(),
 ) -> None:
     """Send a one-time sign-in link (15 minutes); the first use creates the user.
 
@@ -101,7 +91,7 @@ def magic_link(
 def run_magic_link(opts: MagicLinkOptions, ctx: typer.Context) -> None:
     from run402_cli.api import auth
 
-    _, entry = _project(ctx, opts.project_id)
+    _, entry = resolve_project(ctx, opts.project_id)
     key = entry["service_key"] if opts.intent == "invite" else entry["anon_key"]
     with client(ctx) as c:
         auth.magic_link(c, key, opts.email, opts.redirect, opts.intent, opts.state)
@@ -122,7 +112,7 @@ class VerifyOptions:
 def verify(
     ctx: typer.Context,
     token: Optional[str] = typer.Option(None, "--token", help="Required: the one-time magic-link token."),
-    project: Optional[str] = _project_opt(),
+    project: Optional[str] = project_opt(),
 ) -> None:
     """Exchange a magic-link token for a session (access_token + refresh_token).
 
@@ -134,7 +124,7 @@ def verify(
 def run_verify(opts: VerifyOptions, ctx: typer.Context) -> None:
     from run402_cli.api import auth
 
-    _, entry = _project(ctx, opts.project_id)
+    _, entry = resolve_project(ctx, opts.project_id)
     with client(ctx) as c:
         data = auth.verify(c, entry["anon_key"], opts.token)
     output.emit({"status": "ok", **(data if isinstance(data, dict) else {"result": data})}, compact=True)
@@ -161,7 +151,7 @@ def create_user(
     invite: bool = typer.Option(False, "--invite", help="Also send a trusted invite link."),
     redirect: Optional[str] = typer.Option(None, "--redirect", help="Where the invite lands (needed with --invite)."),
     state: Optional[str] = typer.Option(None, "--state", help="client_state for the invite."),
-    project: Optional[str] = _project_opt(),
+    project: Optional[str] = project_opt(),
 ) -> None:
     """Create or update a project user with the service key (optionally invite them).
 
@@ -183,7 +173,7 @@ def create_user(
 def run_create_user(opts: CreateUserOptions, ctx: typer.Context) -> None:
     from run402_cli.api import auth
 
-    _, entry = _project(ctx, opts.project_id)
+    _, entry = resolve_project(ctx, opts.project_id)
     with client(ctx) as c:
         data = auth.create_user(
             c, entry["service_key"], opts.email, is_admin=opts.admin, send_invite=opts.invite,
@@ -199,7 +189,7 @@ def invite_user(
     redirect: Optional[str] = typer.Option(None, "--redirect", help="Required: where the invite lands."),
     admin: Optional[str] = typer.Option(None, "--admin", help="true or false: set project_admin first."),
     state: Optional[str] = typer.Option(None, "--state", help="client_state for the invite."),
-    project: Optional[str] = _project_opt(),
+    project: Optional[str] = project_opt(),
 ) -> None:
     """Create or update a user and send them a trusted invite link.
 
@@ -231,7 +221,7 @@ def set_password(
     token: Optional[str] = typer.Option(None, "--token", help="Required: the user's access_token."),
     new: Optional[str] = typer.Option(None, "--new", help="Required: the new password."),
     current: Optional[str] = typer.Option(None, "--current", help="The current password, once one is set."),
-    project: Optional[str] = _project_opt(),
+    project: Optional[str] = project_opt(),
 ) -> None:
     """Set, change or reset a user's password, as that user (their access token).
 
@@ -247,7 +237,7 @@ def set_password(
 def run_set_password(opts: SetPasswordOptions, ctx: typer.Context) -> None:
     from run402_cli.api import auth
 
-    _, entry = _project(ctx, opts.project_id)
+    _, entry = resolve_project(ctx, opts.project_id)
     with client(ctx) as c:
         auth.set_password(c, entry["anon_key"], opts.token, opts.new, opts.current)
     output.emit({"status": "ok"}, compact=True)
@@ -277,7 +267,7 @@ def settings_(
     require_admin_passkey: Optional[str] = typer.Option(
         None, "--require-admin-passkey", help="true or false: project_admin sessions need a passkey."
     ),
-    project: Optional[str] = _project_opt(),
+    project: Optional[str] = project_opt(),
 ) -> None:
     """Update a project's auth settings with the service key (at least one flag).
 
@@ -307,7 +297,7 @@ def settings_(
 def run_settings(opts: SettingsOptions, ctx: typer.Context) -> None:
     from run402_cli.api import auth
 
-    _, entry = _project(ctx, opts.project_id)
+    _, entry = resolve_project(ctx, opts.project_id)
     patch = dict(opts.patch)
     with client(ctx) as c:
         data = auth.settings(c, entry["service_key"], patch)
@@ -320,7 +310,7 @@ class ProvidersOptions:
 
 
 @app.command("providers")
-def providers(ctx: typer.Context, project: Optional[str] = _project_opt()) -> None:
+def providers(ctx: typer.Context, project: Optional[str] = project_opt()) -> None:
     """List the sign-in methods a project's users can use.
 
     Example: run402 auth providers
@@ -331,7 +321,7 @@ def providers(ctx: typer.Context, project: Optional[str] = _project_opt()) -> No
 def run_providers(opts: ProvidersOptions, ctx: typer.Context) -> None:
     from run402_cli.api import auth
 
-    _, entry = _project(ctx, opts.project_id)
+    _, entry = resolve_project(ctx, opts.project_id)
     with client(ctx) as c:
         data = auth.providers(c, entry["anon_key"])
     output.emit(data)

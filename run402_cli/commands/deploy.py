@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional
 import typer
 
 from run402_cli import output
-from run402_cli.commands._options import client, group, settings
+from run402_cli.commands._options import client, group, project_opt, resolve_project, settings
 from run402_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -27,14 +27,10 @@ app = group(help="Unified deploy: apply a release spec, resume, inspect operatio
 release_app = group(help="Inspect release inventories and diffs.")
 app.add_typer(release_app, name="release")
 
-__all__ = ["app", "event_sink", "positive_int", "project_opt", "read_stdin_source"]
+__all__ = ["app", "event_sink", "positive_int", "read_stdin_source"]
 
 
 # --- shared with `sites` --------------------------------------------------------------------
-
-
-def project_opt() -> Any:
-    return typer.Option(None, "--project", help="prj_... (default: the active project).")
 
 
 def positive_int(value: Optional[str], flag: str) -> Optional[int]:
@@ -109,12 +105,6 @@ class _Events:
 
 def event_sink(quiet: bool) -> _Events:
     return _Events(quiet)
-
-
-def _project(ctx: typer.Context, project_id: Optional[str]) -> tuple[str, dict[str, Any]]:
-    from run402_cli import config
-
-    return config.resolve_project(settings(ctx), project_id)
 
 
 def _operation_id(value: Optional[str], usage: str) -> str:
@@ -294,7 +284,7 @@ def list_(
     from run402_cli import config
 
     opts = ListOptions(project_id=project, limit=positive_int(limit, "--limit"))
-    _project(ctx, opts.project_id)
+    resolve_project(ctx, opts.project_id)
     config.require_allowance(settings(ctx))
     run_list(opts, ctx)
 
@@ -302,7 +292,7 @@ def list_(
 def run_list(opts: ListOptions, ctx: typer.Context) -> None:
     from run402_cli.api import deploy as api
 
-    _, entry = _project(ctx, opts.project_id)
+    _, entry = resolve_project(ctx, opts.project_id)
     with client(ctx) as c:
         data = api.list_operations(c, entry.get("anon_key"), limit=opts.limit)
     data = data if isinstance(data, dict) else {}
@@ -329,7 +319,7 @@ def events(
 
     opts = EventsOptions(operation_id=_operation_id(operation_id, "run402 deploy events <operation_id>"),
                          project_id=project)
-    _project(ctx, opts.project_id)
+    resolve_project(ctx, opts.project_id)
     config.require_allowance(settings(ctx))
     run_events(opts, ctx)
 
@@ -337,7 +327,7 @@ def events(
 def run_events(opts: EventsOptions, ctx: typer.Context) -> None:
     from run402_cli.api import deploy as api
 
-    _, entry = _project(ctx, opts.project_id)
+    _, entry = resolve_project(ctx, opts.project_id)
     with client(ctx) as c:
         data = api.operation_events(c, entry.get("anon_key"), opts.operation_id)
     output.emit({"status": "ok", **(data if isinstance(data, dict) else {"events": data})})
@@ -368,14 +358,14 @@ def release_get(
         raise UsageError("Missing <release_id>.", hint="run402 deploy release get <release_id>")
     opts = ReleaseGetOptions(release_id=release_id, project_id=project,
                              site_limit=positive_int(site_limit, "--site-limit"))
-    _project(ctx, opts.project_id)
+    resolve_project(ctx, opts.project_id)
     run_release_get(opts, ctx)
 
 
 def run_release_get(opts: ReleaseGetOptions, ctx: typer.Context) -> None:
     from run402_cli.api import deploy as api
 
-    _, entry = _project(ctx, opts.project_id)
+    _, entry = resolve_project(ctx, opts.project_id)
     with client(ctx) as c:
         release = api.get_release(c, entry.get("anon_key"), opts.release_id, site_limit=opts.site_limit)
     output.emit({"status": "ok", "release": release})
@@ -398,14 +388,14 @@ def release_active(
     Example: run402 deploy release active
     """
     opts = ReleaseActiveOptions(project_id=project, site_limit=positive_int(site_limit, "--site-limit"))
-    _project(ctx, opts.project_id)
+    resolve_project(ctx, opts.project_id)
     run_release_active(opts, ctx)
 
 
 def run_release_active(opts: ReleaseActiveOptions, ctx: typer.Context) -> None:
     from run402_cli.api import deploy as api
 
-    _, entry = _project(ctx, opts.project_id)
+    _, entry = resolve_project(ctx, opts.project_id)
     with client(ctx) as c:
         release = api.active_release(c, entry.get("anon_key"), site_limit=opts.site_limit)
     output.emit({"status": "ok", "release": release})
@@ -438,14 +428,14 @@ def release_diff(
         raise UsageError("--to cannot be empty. Use active or a release id.",
                          details={"flag": "--to", "value": to})
     opts = ReleaseDiffOptions(from_=from_, to=to, project_id=project, limit=positive_int(limit, "--limit"))
-    _project(ctx, opts.project_id)
+    resolve_project(ctx, opts.project_id)
     run_release_diff(opts, ctx)
 
 
 def run_release_diff(opts: ReleaseDiffOptions, ctx: typer.Context) -> None:
     from run402_cli.api import deploy as api
 
-    _, entry = _project(ctx, opts.project_id)
+    _, entry = resolve_project(ctx, opts.project_id)
     with client(ctx) as c:
         diff = api.diff_releases(c, entry.get("anon_key"), opts.from_, opts.to, limit=opts.limit)
     output.emit({"status": "ok", "diff": diff})
@@ -479,7 +469,7 @@ def diagnose(
         raise UsageError("Missing <url>.", hint=usage)
     if len(url) > 1:
         raise UsageError("deploy diagnose accepts exactly one URL argument.", hint=usage)
-    project_id, _ = _project(ctx, project)
+    project_id, _ = resolve_project(ctx, project)
     run_resolve(ResolveOptions(request=normalize_request(project=project_id, url=url[0], method=method),
                                project_id=project_id), ctx)
 
@@ -505,7 +495,7 @@ def resolve(
     if url is None and host is None:
         raise UsageError("Missing resolve input. Pass --url <url> or --host <host> [--path /x].",
                          hint="run402 deploy resolve --project prj_... --url https://example.com/")
-    project_id, _ = _project(ctx, project)
+    project_id, _ = resolve_project(ctx, project)
     request = normalize_request(project=project_id, url=url, host=host, path=path, method=method)
     run_resolve(ResolveOptions(request=request, project_id=project_id,
                                send_path=url is not None or path is not None), ctx)
@@ -515,7 +505,7 @@ def run_resolve(opts: ResolveOptions, ctx: typer.Context) -> None:
     from run402_cli.api import deploy as api
     from run402_cli.deploy.resolve import build_summary
 
-    _, entry = _project(ctx, opts.project_id)
+    _, entry = resolve_project(ctx, opts.project_id)
     req = opts.request
     with client(ctx) as c:
         resolution = api.resolve(c, entry.get("anon_key"), req["host"],

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 from run402_cli import output
-from run402_cli.commands._options import client, group, settings
+from run402_cli.commands._options import client, group, project_opt, settings
 from run402_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -26,10 +26,6 @@ if TYPE_CHECKING:
 app = group(help="Static sites: deploy a directory or a legacy files manifest.")
 
 SMALL_DIR_THRESHOLD = 5
-
-
-def _project_opt() -> Any:
-    return typer.Option(None, "--project", help="prj_... (default: the active project).")
 
 
 def _unsupported_target() -> UsageError:
@@ -99,7 +95,7 @@ class DeployDirOptions:
 def deploy_dir(
     ctx: typer.Context,
     path: Optional[str] = typer.Argument(None, metavar="PATH", help="The directory to deploy."),
-    project: Optional[str] = _project_opt(),
+    project: Optional[str] = project_opt(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress events on stderr."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Plan only: print the diff, upload and commit nothing."),
     confirm_prune: bool = typer.Option(
@@ -191,7 +187,7 @@ class DeployOptions:
 def deploy(
     ctx: typer.Context,
     manifest: Optional[str] = typer.Option(None, "--manifest", help="The manifest JSON file (else read from stdin)."),
-    project: Optional[str] = _project_opt(),
+    project: Optional[str] = project_opt(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress events on stderr."),
     target: Optional[str] = typer.Option(None, "--target", hidden=True),
     inherit: bool = typer.Option(False, "--inherit", hidden=True),

@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
 from run402_cli import output
-from run402_cli.commands._options import client, group, settings
+from run402_cli.commands._options import client, group, project_opt, resolve_project
 from run402_cli.errors import LocalError, UsageError
 
 app = group(help="Subdomains: claim <name>.<domain> for a project's site, list and release them.")
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-
-
-def _project_opt() -> Any:
-    return typer.Option(None, "--project", help="prj_... (default: the active project).")
 
 
 def _name(value: Optional[str], usage: str) -> str:
@@ -38,12 +34,6 @@ def _name(value: Optional[str], usage: str) -> str:
     return value
 
 
-def _project(ctx: typer.Context, project_id: Optional[str]) -> tuple[str, dict[str, Any]]:
-    from run402_cli import config
-
-    return config.resolve_project(settings(ctx), project_id)
-
-
 @dataclass(frozen=True)
 class ClaimOptions:
     name: str
@@ -55,7 +45,7 @@ class ClaimOptions:
 def claim(
     ctx: typer.Context,
     name: Optional[str] = typer.Argument(None, metavar="NAME", help="The subdomain, e.g. my-app."),
-    project: Optional[str] = _project_opt(),
+    project: Optional[str] = project_opt(),
     deployment: Optional[str] = typer.Option(
         None, "--deployment", help="dpl_... (default: the last deployment of sites deploy*)."),
 ) -> None:
@@ -65,7 +55,7 @@ def claim(
     """
     usage = "run402 subdomains claim <name> [--deployment dpl_...]"
     sub = _name(name, usage)
-    project_id, entry = _project(ctx, project)
+    project_id, entry = resolve_project(ctx, project)
     deployment_id = deployment or entry.get("last_deployment_id")
     if not deployment_id:
         raise LocalError(
@@ -81,7 +71,7 @@ def claim(
 def run_claim(opts: ClaimOptions, ctx: typer.Context) -> None:
     from run402_cli.api import subdomains
 
-    _, entry = _project(ctx, opts.project_id)
+    _, entry = resolve_project(ctx, opts.project_id)
     with client(ctx) as c:
         data = subdomains.claim(c, entry["service_key"], opts.name, opts.deployment_id)
     output.emit(data)
@@ -93,20 +83,20 @@ class ListOptions:
 
 
 @app.command("list")
-def list_(ctx: typer.Context, project: Optional[str] = _project_opt()) -> None:
+def list_(ctx: typer.Context, project: Optional[str] = project_opt()) -> None:
     """List the project's subdomains.
 
     Example: run402 subdomains list
     """
     opts = ListOptions(project_id=project)
-    _project(ctx, opts.project_id)
+    resolve_project(ctx, opts.project_id)
     run_list(opts, ctx)
 
 
 def run_list(opts: ListOptions, ctx: typer.Context) -> None:
     from run402_cli.api import subdomains
 
-    _, entry = _project(ctx, opts.project_id)
+    _, entry = resolve_project(ctx, opts.project_id)
     with client(ctx) as c:
         data = subdomains.list_(c, entry["service_key"])
     output.emit(data)
@@ -123,7 +113,7 @@ def delete(
     ctx: typer.Context,
     name: Optional[str] = typer.Argument(None, metavar="NAME", help="The subdomain to release."),
     confirm: bool = typer.Option(False, "--confirm", help="Required: releasing takes the name offline."),
-    project: Optional[str] = _project_opt(),
+    project: Optional[str] = project_opt(),
 ) -> None:
     """Release a subdomain (it stops serving at once). Requires --confirm.
 
@@ -137,14 +127,14 @@ def delete(
             code="CONFIRMATION_REQUIRED", hint=f"run402 subdomains delete {sub} --confirm",
             details={"name": sub},
         )
-    project_id, _ = _project(ctx, project)
+    project_id, _ = resolve_project(ctx, project)
     run_delete(DeleteOptions(name=sub, project_id=project_id), ctx)
 
 
 def run_delete(opts: DeleteOptions, ctx: typer.Context) -> None:
     from run402_cli.api import subdomains
 
-    _, entry = _project(ctx, opts.project_id)
+    _, entry = resolve_project(ctx, opts.project_id)
     with client(ctx) as c:
         subdomains.delete(c, entry["service_key"], opts.name)
     output.emit({"status": "ok", "message": f"Subdomain '{opts.name}' released."}, compact=True)
