@@ -54,13 +54,12 @@ def _result(outcome: Any) -> dict[str, Any]:
 
 def _deploy(ctx: typer.Context, release: Release, anon_key: Optional[str], quiet: bool,
             skipped_secrets: Any = ()) -> Any:
-    from run402_cli.commands.deploy import event_sink
     from run402_cli.deploy import flow
     from run402_cli.deploy.guidance import enhance_warning_error
 
     c = client(ctx)
     try:
-        with event_sink(quiet) as emit:
+        with output.event_sink(quiet) as emit:
             outcome = flow.apply(c, release, anon_key=anon_key, on_event=emit,
                                  skipped_secrets=skipped_secrets)
     except flow.DeployError as err:

@@ -398,7 +398,7 @@ def test_list_and_events_need_an_allowance(cli, isolated_config):
 
 
 def test_parse_apply(cli, offline, monkeypatch, tmp_path):
-    calls = record(monkeypatch, deploy_cmd, "run_apply")
+    calls = record(monkeypatch, deploy_cmd.apply, "run_apply")
     manifest = release_manifest(tmp_path)
     assert cli("deploy", "apply", "--manifest", str(manifest)).code == 0
     assert cli("deploy", "apply", "--spec", GOOD, "--project", "prj_1_2", "--final-only",
@@ -418,7 +418,8 @@ def test_parse_apply(cli, offline, monkeypatch, tmp_path):
 
 
 def test_parse_other_commands(cli, offline, monkeypatch):
-    recorded = {name: record(monkeypatch, deploy_cmd, name) for name in (
+    verbs = {"run_resume": deploy_cmd.apply, "run_resolve": deploy_cmd.resolve}  # the rest: inspect
+    recorded = {name: record(monkeypatch, verbs.get(name, deploy_cmd.inspect), name) for name in (
         "run_resume", "run_list", "run_events", "run_release_get", "run_release_active", "run_release_diff",
         "run_resolve")}
     for argv in (["resume", "op_1", "--quiet"], ["list", "--limit", "3"], ["events", "op_2", "--project", "prj_1_2"],
