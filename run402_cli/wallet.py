@@ -2,8 +2,8 @@
 
 The gateway rebuilds the EIP-4361 text with the `siwe` library and checks the signature
 against it, so `build_siwx_message` must be byte-identical to `siwe`'s `prepareMessage()`.
-The gateway side (`run402_cli.local.control.siwx`) reuses the same function, so client and
-emulator can never drift apart.
+The message itself lives in `run402_cli.wire.siwx`, which the gateway's verifier imports too,
+so client and gateway can never drift apart.
 
 Signing goes through `run402_cli.wire.eth` (libsecp256k1 via coincurve; byte-identical to
 eth-account, tested): a few milliseconds to import, where eth-account costs ~0.6 s.
@@ -14,8 +14,12 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from urllib.parse import urlsplit
+
+from run402_cli.wire.siwx import (  # the message both sides build, byte for byte
+    SIWX_CHAIN_ID, SIWX_LIFETIME, SIWX_STATEMENT, build_siwx_message, format_iso_millis,
+)
 
 __all__ = [
     "SIWX_CHAIN_ID",
@@ -28,9 +32,6 @@ __all__ = [
     "siwx_header",
 ]
 
-SIWX_CHAIN_ID = "eip155:84532"  # always Base Sepolia, even for mainnet payments (§2.1 step 8)
-SIWX_STATEMENT = "Sign in to Run402"
-SIWX_LIFETIME = timedelta(minutes=5)
 
 # Order of the secp256k1 group: a private key must be in [1, n-1].
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -52,49 +53,6 @@ def address_of(private_key: str) -> str:
     from run402_cli.wire.eth import address_of as _address_of
 
     return _address_of(private_key)
-
-
-def format_iso_millis(moment: datetime) -> str:
-    """ISO-8601 UTC with exactly three fractional digits and "Z", like JS `toISOString()`."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def build_siwx_message(
-    *,
-    domain: str,
-    address: str,
-    statement: str,
-    uri: str,
-    version: str,
-    chain_id_numeric: int | str,
-    nonce: str,
-    issued_at: str,
-    expiration_time: str,
-    resources: list[str] | None = None,
-) -> str:
-    """The EIP-4361 text of spec §2.1 step 9: "\\n"-joined, no trailing newline.
-
-    A "Resources:" block appears only when `resources` is non-empty (CI delegation)."""
-    lines = [
-        f"{domain} wants you to sign in with your Ethereum account:",
-        address,
-        "",
-        statement,
-        "",
-        f"URI: {uri}",
-        f"Version: {version}",
-        f"Chain ID: {chain_id_numeric}",
-        f"Nonce: {nonce}",
-        f"Issued At: {issued_at}",
-        f"Expiration Time: {expiration_time}",
-    ]
-    if resources:
-        lines.append("Resources:")
-        lines.extend(f"- {resource}" for resource in resources)
-    return "\n".join(lines)
 
 
 def _hostname(api_base: str) -> str:

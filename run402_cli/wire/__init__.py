@@ -4,6 +4,8 @@ modules; neither re-implements them, and each rule is tested once.
 - `eth`: keccak-256, EIP-55 addresses, secp256k1 signing and recovery on libsecp256k1
   (coincurve), EIP-191 personal messages and the EIP-712 TransferWithAuthorization digest that
   x402 payments sign.
+- `siwx`: the SIGN-IN-WITH-X (EIP-4361) message, built to sign and rebuilt to verify.
+- `x402`: the x402 v2 headers (base64 JSON) and the EIP-3009 typed data a payment signs.
 - `release`: the ReleaseSpec rules (release file paths, route patterns, subdomains, secret
   keys, locales) the CLI checks before sending and the gateway before trusting.
 - `content_types`: a release file's content type from its extension.

@@ -183,11 +183,13 @@ def project_from_service_key(request: Request, ctx: GatewayContext, project_id: 
         named = pyjwt.decode(token, options={"verify_signature": False}).get("project_id")
     except pyjwt.PyJWTError:
         raise GatewayError(401, "UNAUTHORIZED", "Malformed project key", category="auth") from None
-    if load_project(ctx, project_id) is None:
+    found = load_project(ctx, project_id)  # read once: the 404, then the signature check
+    if found is None:
         raise GatewayError(404, "PROJECT_NOT_FOUND", f"Project {project_id} not found", category="lifecycle")
     if named != project_id:
         raise GatewayError(403, "FORBIDDEN", "This key belongs to a different project", category="auth")
-    project, claims = verify_project_token(ctx, token)
+    _named_project(token)  # the same shape checks as every project token (HS256, project_id)
+    project, claims = _verify_for(found, token)
     if claims.get("role") != "service_role":
         raise GatewayError(403, "FORBIDDEN", "This endpoint needs the project's service key", category="auth")
     ctx.limits.check_project(project.id)  # every service-key admin route passes here

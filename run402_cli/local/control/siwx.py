@@ -16,8 +16,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from run402_cli.payments import decode_header
-from run402_cli.wallet import SIWX_LIFETIME, build_siwx_message
+from run402_cli.wire.siwx import SIWX_LIFETIME, build_siwx_message
+from run402_cli.wire.x402 import decode_header
 
 __all__ = ["SiwxClaims", "SiwxError", "verify_siwx"]
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from run402_cli.payments import decode_header, encode_header, transfer_typed_data
+from run402_cli.wire.x402 import decode_header, encode_header, transfer_typed_data
 
 __all__ = [
     "USDC_BASE",
