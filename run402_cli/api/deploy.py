@@ -6,8 +6,8 @@ Auth, as the local contract fixes it (and the official client sends it):
 - everything else under `/apply/v1/*` and `/content/v1/*`: `apikey: <anon_key>`, and the
   gateway infers the project from the key (no project id in the path or body). These go
   without SIWX (`wallet_auth=False`): the key is the credential, so the read-only commands
-  (`deploy list|events|release|resolve`) need no allowance and skip the ~0.5 s eth-account
-  import, and a deploy signs only the two calls that need a wallet.
+  (`deploy list|events|release|resolve`) need no allowance and sign nothing, and a deploy
+  signs only the two calls that need a wallet.
 - presigned upload URLs: nothing but the bytes (and `x-amz-checksum-sha256`).
 
 Deploy error codes are upper-cased, as the SDK does (`operation_not_found` ->
