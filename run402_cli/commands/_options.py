@@ -4,7 +4,7 @@ and JSON-flag parsing. Imports only stdlib, typer, output and errors at the top.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -16,7 +16,10 @@ if TYPE_CHECKING:
     from run402_cli.api.client import Client
     from run402_cli.config import Settings
 
-__all__ = ["StrictCommand", "client", "group", "parse_json_flag", "project_opt", "resolve_project", "settings"]
+__all__ = [
+    "StrictCommand", "client", "emit_service_key_call", "group", "parse_json_flag", "project_opt", "read_stdin_source",
+    "resolve_project", "settings",
+]
 
 
 class StrictCommand(TyperCommand):
@@ -122,3 +125,23 @@ def resolve_project(ctx: typer.Context, project_id: str | None) -> tuple[str, di
     from run402_cli import config
 
     return config.resolve_project(settings(ctx), project_id)
+
+
+def emit_service_key_call(ctx: typer.Context, project_id: str | None,
+                          call: Callable[[Client, str, str], Any]) -> None:
+    """The shape of every read-only project admin command: resolve the project (`project_id`,
+    else the active one), call `call(client, project_id, service_key)`, print what it returns."""
+    pid, entry = resolve_project(ctx, project_id)
+    with client(ctx) as c:
+        output.emit(call(c, pid, entry["service_key"]))
+
+
+def read_stdin_source() -> Callable[[], str] | None:
+    """The one stdin rule of every command that can read its input from stdin: a reader when
+    stdin is a pipe or a redirected file (what the official CLI checks), else None — a
+    terminal or /dev/null is not input, and nothing is read until the reader is called."""
+    import sys
+
+    from run402_cli.deploy.spec import stdin_source
+
+    return stdin_source(sys.stdin)

@@ -3,9 +3,9 @@ operation ids."""
 
 from __future__ import annotations
 
-import sys
-from typing import Callable, Optional
+from typing import Optional
 
+from run402_cli.commands._options import read_stdin_source  # noqa: F401  (re-exported for the verbs)
 from run402_cli.errors import UsageError
 
 __all__ = ["check_operation_id", "positive_int", "read_stdin_source"]
@@ -21,11 +21,6 @@ def positive_int(value: Optional[str], flag: str) -> Optional[int]:
     return int(value)
 
 
-def read_stdin_source() -> Optional[Callable[[], str]]:
-    """A reader for stdin when it is a manifest source (a pipe or a redirected file), else None."""
-    from run402_cli.deploy.spec import stdin_source
-
-    return stdin_source(sys.stdin)
 
 
 def check_operation_id(value: Optional[str], usage: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import typer
 
-from run402_cli.commands._options import group, settings
+from run402_cli.commands._options import group, resolve_project
 from run402_cli.errors import Run402Error, UsageError
 
 __all__ = [
@@ -95,8 +95,4 @@ def read_file_flag(path: str, flag: str) -> str:
         ) from None
 
 
-def resolve(ctx: typer.Context, project_id: Optional[str]) -> tuple[str, dict[str, Any]]:
-    """The explicit project, else the active one; it must be in the local keystore."""
-    from run402_cli import config
-
-    return config.resolve_project(settings(ctx), project_id)
+resolve = resolve_project  # the one resolver (commands/_options.py), under the name this group uses

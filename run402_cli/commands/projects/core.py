@@ -12,7 +12,7 @@ from typing import Any, List, Optional
 import typer
 
 from run402_cli import output
-from run402_cli.commands._options import client, parse_json_flag, settings
+from run402_cli.commands._options import client, emit_service_key_call, parse_json_flag, settings
 from run402_cli.commands.projects._common import (
     RawEnvelope, app, bad_project_id, project_arg, read_file_flag, resolve, strict_project,
 )
@@ -325,10 +325,7 @@ def schema(ctx: typer.Context, project_id: Optional[str] = project_arg()) -> Non
 def run_schema(opts: SchemaOptions, ctx: typer.Context) -> None:
     from run402_cli.api import projects
 
-    project_id, entry = resolve(ctx, opts.project_id)
-    with client(ctx) as c:
-        data = projects.schema(c, project_id, entry["service_key"])
-    output.emit(data)
+    emit_service_key_call(ctx, opts.project_id, projects.schema)
 
 
 @dataclass(frozen=True)
@@ -348,10 +345,7 @@ def usage(ctx: typer.Context, project_id: Optional[str] = project_arg()) -> None
 def run_usage(opts: UsageOptions, ctx: typer.Context) -> None:
     from run402_cli.api import projects
 
-    project_id, entry = resolve(ctx, opts.project_id)
-    with client(ctx) as c:
-        data = projects.usage(c, project_id, entry["service_key"])
-    output.emit(data)
+    emit_service_key_call(ctx, opts.project_id, projects.usage)
 
 
 # --- delete --------------------------------------------------------------------------------

@@ -10,14 +10,13 @@ to the active project and then to projectless validation (wallet-authed).
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
 import typer
 
 from run402_cli import output
-from run402_cli.commands._options import client, parse_json_flag, settings
+from run402_cli.commands._options import client, emit_service_key_call, parse_json_flag, read_stdin_source, settings
 from run402_cli.commands.projects._common import (
     app, bad_project_id, project_arg, read_file_flag, resolve, split_project, strict_project,
 )
@@ -172,10 +171,7 @@ def get_expose(ctx: typer.Context, project_id: Optional[str] = project_arg()) ->
 def run_get_expose(opts: GetExposeOptions, ctx: typer.Context) -> None:
     from run402_cli.api import expose
 
-    project_id, entry = resolve(ctx, opts.project_id)
-    with client(ctx) as c:
-        data = expose.get(c, project_id, entry["service_key"])
-    output.emit(data)
+    emit_service_key_call(ctx, opts.project_id, expose.get)
 
 
 # --- validate-expose -----------------------------------------------------------------------
@@ -233,8 +229,8 @@ def validate_expose(
     migration = (
         read_file_flag(migration_file, "--migration-file") if migration_file is not None else migration_sql
     )
-    if not raw and sys.stdin is not None and not sys.stdin.isatty():
-        raw = sys.stdin.read()
+    if not raw and (stdin := read_stdin_source()) is not None:
+        raw = stdin()
     if not raw or not raw.strip():
         raise UsageError(
             "Missing manifest.", hint="Provide inline JSON, pipe JSON to stdin, or use --file <path>"
