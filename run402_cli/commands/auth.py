@@ -1,5 +1,5 @@
 """`run402 auth magic-link|verify|create-user|invite-user|set-password|settings|providers`:
-a project's end-user auth, administered from the shell (spec api-rest §5, api-core §5.3).
+a project's end-user auth, administered from the shell.
 
 The project is `--project <prj_...>`, else the active project. Output as the official CLI:
 `{"status":"ok", ...}` on one line, except `providers` (pretty, as received). The passkey

@@ -1,5 +1,5 @@
-"""`run402 init [mpp] [--switch-rail] [--json]`: one command from nothing to ready
-(spec api-rest §14): config dir, allowance, test funds, tier check, next step."""
+"""`run402 init [mpp] [--switch-rail] [--json]`: one command from nothing to ready:
+config dir, allowance, test funds, tier check, next step."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`run402 sites deploy-dir|deploy`: static sites through the unified deploy (spec api-deploy §2).
+"""`run402 sites deploy-dir|deploy`: static sites through the unified deploy.
 
 Both are `deploy apply` with `{project, site: {replace: <every file>}}`: a full replace of the
 static site (files absent from the directory leave the new release; other sections carry
@@ -34,7 +34,7 @@ def _unsupported_target() -> UsageError:
 
 
 def _result(outcome: Any) -> dict[str, Any]:
-    """`{deployment_id, url, bytes_uploaded?, bytes_total?}` from a deploy outcome (§2.2)."""
+    """`{deployment_id, url, bytes_uploaded?, bytes_total?}` from a deploy outcome (the official CLI's result shape)."""
     result = outcome.result
     urls = result.get("urls") or {}
     out: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""`run402 status`: a read-only snapshot of the account (spec api-rest §11). Every network
+"""`run402 status`: a read-only snapshot of the account. Every network
 read is best-effort: a failure shows as null (or the local keystore), never as an error."""
 
 from __future__ import annotations

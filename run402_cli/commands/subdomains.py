@@ -1,4 +1,4 @@
-"""`run402 subdomains claim|list|delete` (spec api-deploy §4.1), with the project's service key.
+"""`run402 subdomains claim|list|delete`, with the project's service key.
 
 A claimed subdomain follows the project's latest activated release. `claim` defaults to the
 deployment `sites deploy*` saved last (`last_deployment_id`).

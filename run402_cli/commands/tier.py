@@ -78,7 +78,7 @@ def run_set(opts: SetOptions, ctx: typer.Context) -> None:
         try:
             after: Any = tiers.status(c)
         except Run402Error:
-            after = None  # the refetch is best-effort (spec §7.3)
+            after = None  # the refetch is best-effort: the purchase already succeeded
     finally:
         c.close()
     out = dict(result) if isinstance(result, dict) else {"result": result}

@@ -1,5 +1,5 @@
 """`run402 deploy apply|resume|list|events|release|diagnose|resolve`: the unified deploy
-primitive (spec api-deploy §1, §8).
+primitive.
 
 `apply` validates and normalizes the manifest completely (JSON, secret values, empty
 manifest, unknown fields, hostile paths, file entries hashed) before anything touches the

@@ -1,6 +1,6 @@
 """What the `projects` commands share: the group, project-id positional rules, file flags.
 
-Project-id positionals follow the official CLI (spec api-core §7.2): a first positional that
+Project-id positionals follow the official CLI: a first positional that
 starts with `prj_` is the project; otherwise the active project is used. Strict forms
 (`info`, `keys`, `schema`, `usage`, `get-expose`, `delete`) reject any other first positional
 (BAD_PROJECT_ID); `sql` and `apply-expose` take one bare positional (the query or manifest).
@@ -61,7 +61,7 @@ def strict_project(value: Optional[str]) -> Optional[str]:
 
 def split_project(args: Optional[list[str]], *, max_bare: int, usage: str) -> tuple[Optional[str], list[str]]:
     """(project id or None, the bare positionals after it). More than `max_bare` of those is
-    BAD_USAGE (spec §7.1: extra positionals)."""
+    BAD_USAGE (extra positionals are a usage error)."""
     positionals = list(args or [])
     project_id = positionals.pop(0) if positionals and positionals[0].startswith("prj_") else None
     if len(positionals) > max_bare:

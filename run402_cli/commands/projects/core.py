@@ -1,6 +1,6 @@
 """`run402 projects quote|provision|list|use|info|keys|sql|schema|usage|delete`.
 
-Project-id positionals: see `_common` (spec api-core §7.2).
+Project-id positionals: see `_common` (the official CLI's rules).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`run402 projects rest|apply-expose|validate-expose|get-expose|promote-user|demote-user`:
 the project's data plane and who may reach it.
 
-Project-id positionals: see `_common` (spec api-core §7.2). `get-expose` is strict; `rest`,
+Project-id positionals: see `_common` (the official CLI's rules). `get-expose` is strict; `rest`,
 `promote-user` and `demote-user` take their own bare positionals after an optional `prj_` id;
 `apply-expose` follows `sql` (one bare positional, the manifest); `validate-expose` falls back
 to the active project and then to projectless validation (wallet-authed).
