@@ -1,6 +1,6 @@
 """Local state: the config dir, environment, allowance.json and projects.json.
 
-Byte-compatible with the official Node client (spec api-core §1), so a user can switch
+Byte-compatible with the official Node client's files, so a user can switch
 between the two CLIs: 2-space pretty JSON, mode 0600, written through a temp file in the
 same directory and renamed over the target; keystore writes hold the `projects.json.lock/`
 directory lock.

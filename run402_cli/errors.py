@@ -35,8 +35,8 @@ __all__ = [
     "from_click_error",
 ]
 
-# Fields copied from the error object into an API error envelope when the body lacks them
-# (spec api-core §6.3, step 4), in this order.
+# Fields copied from the error object into an API error envelope when the body lacks them,
+# in this order: the official CLI fills them the same way after merging the body in.
 _FILL_FIELDS = (
     "message", "code", "category", "retryable", "safe_to_retry", "mutation_state", "trace_id",
     "details", "next_actions",
@@ -131,7 +131,7 @@ class ApiError(Run402Error):
         message = f"{text} while {context}{suffix}" if context else f"{text}{suffix}"
         super().__init__(message)
         if isinstance(body, dict):
-            # Envelope fields from the body override the defaults (spec §6.2).
+            # Envelope fields from the body override the defaults, as in the official SDK.
             if isinstance(body.get("retryable"), bool):
                 self.retryable = body["retryable"]
             if isinstance(body.get("code"), str):
@@ -187,7 +187,7 @@ class PaymentError(Run402Error):
     """A 402 we could not answer: unreadable requirements, no usable option, signing failed.
 
     We report this as its own code rather than the official client's NETWORK_ERROR: an agent
-    needs to know the payment, not the network, is what failed (spec api-core §8.2)."""
+    needs to know the payment, not the network, is what failed."""
 
     code = "PAYMENT_ERROR"
     category = "payment"

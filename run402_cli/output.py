@@ -21,7 +21,7 @@ def _dump(data: Any, compact: bool) -> str:
 
 
 def emit(data: Any, *, compact: bool = False) -> None:
-    """Print a command's result. Most results are pretty-printed; a few are compact (spec §6.3)."""
+    """Print a command's result. Most results are pretty-printed; a few are compact, as in the official CLI."""
     sys.stdout.write(_dump(data, compact) + "\n")
     sys.stdout.flush()
 

@@ -1,4 +1,4 @@
-"""x402 v2 payments (scheme `exact`, EIP-3009) as an `httpx.Auth` (spec api-core §3.2).
+"""x402 v2 payments (scheme `exact`, EIP-3009) as an `httpx.Auth`.
 
 The flow copies `@x402/fetch` `wrapFetchWithPayment`: send, and on a 402 carrying a
 `PAYMENT-REQUIRED` header sign a `TransferWithAuthorization` and resend the same request
@@ -39,7 +39,7 @@ __all__ = [
     "transfer_typed_data",
 ]
 
-PAYABLE_NETWORKS = ("eip155:84532", "eip155:8453")  # Base Sepolia, Base (§3.2 setup step 2)
+PAYABLE_NETWORKS = ("eip155:84532", "eip155:8453")  # Base Sepolia, Base: all the official client pays on
 VALID_AFTER_SKEW = 600  # seconds; the TS client backdates validAfter by 10 minutes
 
 _SIWX = "sign-in-with-x"
@@ -53,7 +53,7 @@ def sign_payment(
     *,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """A signed x402 v2 `PaymentPayload` for one `accepts` entry (§3.2 steps 5-6).
+    """A signed x402 v2 `PaymentPayload` for one `accepts` entry: an EIP-3009 authorization signed as EIP-712.
 
     `resource` and `extensions` are copied from the PaymentRequired; like JSON.stringify
     dropping `undefined`, they are omitted when None."""

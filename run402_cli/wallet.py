@@ -1,4 +1,4 @@
-"""Wallet keys and the `SIGN-IN-WITH-X` header (spec api-core §2.1).
+"""Wallet keys and the `SIGN-IN-WITH-X` header.
 
 The gateway rebuilds the EIP-4361 text with the `siwe` library and checks the signature
 against it, so `build_siwx_message` must be byte-identical to `siwe`'s `prepareMessage()`.

@@ -1,5 +1,5 @@
-"""Faucet and billing-account endpoints used by `init`, `status` and `allowance`
-(spec api-core §4.3). None of them needs wallet auth; wallets are lowercased in URLs/bodies."""
+"""Faucet and billing-account endpoints used by `init`, `status` and `allowance`.
+None of them needs wallet auth; wallets are lowercased in URLs/bodies."""
 
 from __future__ import annotations
 

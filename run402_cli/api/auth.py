@@ -1,4 +1,4 @@
-"""Project end-user auth administration (spec api-core §5.3, api-rest §5): `/auth/v1/*` and
+"""Project end-user auth administration: `/auth/v1/*` and
 the promote/demote admin calls.
 
 Every `/auth/v1` call carries the project key in `apikey` and never SIWX. Calls that need the

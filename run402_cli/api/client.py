@@ -1,6 +1,6 @@
 """The kernel every namespace calls: builds the URL, adds auth, parses, maps statuses to errors.
 
-Behaviour copied from the official SDK kernel (spec api-core §4, §6.2):
+Behaviour copied from the official SDK kernel:
 - a body is parsed as JSON only when the content-type says so; otherwise it is text; 204 is "";
 - 402 -> PaymentRequired, 401/403 -> Unauthorized, other non-2xx -> ApiError;
 - a request that never got an answer -> NetworkError;

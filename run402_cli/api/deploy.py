@@ -1,4 +1,4 @@
-"""The unified deploy ("apply") and content endpoints (spec api-deploy §1.1).
+"""The unified deploy ("apply") and content endpoints.
 
 Auth, as the local contract fixes it (and the official client sends it):
 - `POST /apply/v1/plans`, `.../plans/:id/commit`, `.../operations/:id/resume`: SIGN-IN-WITH-X

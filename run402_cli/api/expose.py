@@ -1,4 +1,4 @@
-"""The expose manifest (spec api-core §4.6): apply, read back, and validate without applying.
+"""The expose manifest: apply, read back, and validate without applying.
 
 Apply and get take the project's service key. Validation with a project sends the service key
 alone (no SIWX, as the SDK's `withAuth:false`); validation without a project is wallet-authed

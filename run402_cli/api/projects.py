@@ -1,4 +1,4 @@
-"""Project endpoints (spec api-core §4.5): provision, the wallet's list, and the admin calls
+"""Project endpoints: provision, the wallet's list, and the admin calls
 that take the project's service key (SQL, schema, usage, delete)."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""The data plane through PostgREST: `<METHOD> /rest/v1/<table>[?query]` (spec api-core §4.5,
-§5.1), as the SDK's `projects.rest` sends it.
+"""The data plane through PostgREST: `<METHOD> /rest/v1/<table>[?query]`, as the SDK's
+`projects.rest` sends it.
 
-Headers as in spec §2.2: `apikey: <anon_key>` and `Authorization: Bearer <anon_key>`, no SIWX;
+Headers: `apikey: <anon_key>` and `Authorization: Bearer <anon_key>`, no SIWX;
 every method but GET adds `Prefer: return=representation`, so writes return the affected rows.
 The gateway refuses service keys here (403): this is the browser's view of the project.
 """

@@ -1,4 +1,4 @@
-"""Service endpoints: `GET /status`, `GET /health` (spec api-core §4.1). No auth."""
+"""Service endpoints: `GET /status`, `GET /health`. No auth."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Subdomains (spec api-deploy §4.1): `Authorization: Bearer <service_key>` on every call.
+"""Subdomains: `Authorization: Bearer <service_key>` on every call.
 
 A claimed subdomain follows the project's latest activated release (auto-reassign)."""
 

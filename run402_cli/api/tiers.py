@@ -1,4 +1,4 @@
-"""Tier endpoints (spec api-core §4.2): the quote, the wallet's tier status, and buying a tier.
+"""Tier endpoints: the quote, the wallet's tier status, and buying a tier.
 
 Payment for `set_tier` happens inside the client (x402 as an httpx.Auth): this module only
 sends the request and returns the result.

@@ -1,7 +1,7 @@
-"""One deploy, end to end (spec api-deploy §1.2): plan -> events -> warning gate -> upload only
-what the gateway lacks -> commit -> poll -> DeployResult. No printing: every DeployEvent
-(§1.12) goes to the `on_event` callback the command passes (it prints JSON lines on stderr,
-or drives a progress bar).
+"""One deploy, end to end, in the official client's order: plan -> events -> warning gate ->
+upload only what the gateway lacks -> commit -> poll -> DeployResult. No printing: every
+DeployEvent goes to the `on_event` callback the command passes (it prints JSON lines on
+stderr, or drives a progress bar).
 
     [site.secret_files.skipped] -> plan.started -> plan.diff -> [plan.warnings] -> [payment.required]
       -> content.upload.skipped* -> content.upload.progress*
@@ -19,9 +19,9 @@ Decisions where the spec leaves room:
   describe.
 - Retries: 3 attempts per part, 1 s then 2 s apart, on 5xx, 403 and network errors.
 - A spec whose inline plan body exceeds 5 MiB goes through the `manifest_ref` escape hatch
-  (§1.8).
+  (uploaded to the CAS as one object, then planned by reference).
 - `BASE_RELEASE_CONFLICT` with `safe_to_retry: true` and a current/omitted base re-plans from
-  scratch, at most twice (§1.11), announcing each retry with `deploy.retry`.
+  scratch, at most twice (the official client's budget), announcing each retry with `deploy.retry`.
 - Secrets the directory walk left out (`WalkResult.secrets`, passed as `skipped_secrets`) are
   announced once, before the first plan, in `site.secret_files.skipped` (not a DeployEvent of
   the official client: ours, so a user sees what was not published and why). Only on stderr:
@@ -159,7 +159,7 @@ class DeployOutcome:
 
 
 def normalize_plan(raw: Any, client_warnings: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """Both envelope generations -> one dict with `diff` and `warnings` (§1.4). The modern
+    """Both plan-response envelope generations -> one dict with `diff` and `warnings`. The modern
     flat envelope's buckets are folded into `diff` (what the SDK does); client-generated
     warnings are merged in, de-duplicated on (code, affected)."""
     plan = dict(raw) if isinstance(raw, dict) else {}
@@ -186,7 +186,7 @@ def blocking_warnings(warnings: Iterable[Mapping[str, Any]]) -> list[Mapping[str
 
 
 def _gate(plan: Mapping[str, Any], allow_all: bool, allowed: tuple[str, ...]) -> None:
-    """§1.9: stop before any upload or commit on an unacknowledged blocking warning."""
+    """The warning gate: stop before any upload or commit on an unacknowledged blocking warning."""
     if allow_all:
         return
     unack = [w for w in blocking_warnings(plan["warnings"]) if w.get("code") not in allowed]
@@ -358,7 +358,7 @@ def _upload_missing(client: Any, release: Release, plan: Mapping[str, Any], anon
 
 
 def _upload_manifest(client: Any, release: Release, anon_key: str | None) -> dict[str, Any]:
-    """§1.8: put the normalized spec in the CAS and plan with a `manifest_ref` instead."""
+    """For a spec over 5 MiB: put the normalized spec in the CAS and plan with a `manifest_ref` instead."""
     from run402_cli.api import deploy as api
 
     data = json.dumps(release.spec, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
@@ -404,7 +404,7 @@ def poll_operation(client: Any, anon_key: str | None, operation_id: str, *, emit
                    sleep: Callable[[float], None] = time.sleep,
                    clock: Callable[[], float] = time.monotonic,
                    timeout: float = POLL_TIMEOUT) -> dict[str, Any]:
-    """Poll `GET /apply/v1/operations/:id` until terminal (§1.6), emitting commit.phase events.
+    """Poll `GET /apply/v1/operations/:id` until terminal, emitting commit.phase events.
     Returns the ready snapshot; raises DeployError on failure or after `timeout`."""
     from run402_cli.api import deploy as api
 
@@ -603,7 +603,7 @@ def resume(client: Any, operation_id: str, *, anon_key_for: Callable[[str | None
            clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     """`POST /apply/v1/operations/:id/resume`, then poll to a terminal state. The apikey for
     polling comes from the project the snapshot names (`anon_key_for(project_id)`), which
-    fixes the official CLI's resume polling without a key (§11.11)."""
+    fixes the official CLI, whose polling after a resume sends no key."""
     from run402_cli.api import deploy as api
 
     emit = on_event or (lambda _e: None)

@@ -1,5 +1,5 @@
-"""Hints and next actions the CLI adds to a blocked deploy (spec api-deploy §1.9: "the CLI adds
-`hint` and `next_actions`"), with the official CLI's route-warning guidance table."""
+"""Hints and next actions the CLI adds to a blocked deploy (the SDK's warning-gate error has
+neither; the official CLI adds `hint` and `next_actions`), with its route-warning guidance table."""
 
 from __future__ import annotations
 

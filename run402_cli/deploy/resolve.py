@@ -1,4 +1,4 @@
-"""Public-URL diagnostics (spec api-deploy §1.16): request normalization and the client-side
+"""Public-URL diagnostics (`deploy diagnose|resolve`): request normalization and the client-side
 summary (`would_serve`, `category`, `summary`, `next_steps`), reproduced exactly from the
 official SDK's `normalizeDeployResolveRequest` / `buildDeployResolveSummary`, sentences
 included, so an agent's parsing of one CLI's output works on the other's.

@@ -12,10 +12,10 @@ Two kinds of rule, both in the tables below and nowhere else:
   key: the first `SNIFF_BYTES` are searched for a PEM private-key block.
   `secret_content_reason(name, path)`.
 
-The spec's list (api-deploy §2.1, the official client's sensitive names) is the first block;
-it is matched by name as the spec says, so `*.pem` and `*.key` are never deployed whatever
-they hold (the official client behaves the same, and a bundled cert+key PEM must not slip
-through a content check). Everything after it goes beyond the official client.
+The official client's list of sensitive names is the first block, matched by name alone,
+so `*.pem` and `*.key` are never deployed whatever they hold (the official client behaves
+the same, and a bundled cert+key PEM must not slip through a content check). Everything
+after it goes beyond the official client.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ __all__ = ["SNIFF_BYTES", "secret_content_reason", "secret_name_reason", "skippe
 
 # (exact lower-case name, reason shown to the user). Why each is here, beside it.
 _NAMES: tuple[tuple[str, str], ...] = (
-    # --- spec §2.1 (the official client's sensitive names) ---
+    # --- the official client's sensitive names ---
     (".env", "environment file (secrets)"),  # dotenv: API keys, DB URLs
     (".envrc", "direnv environment file (secrets)"),  # direnv exports the same as .env
     (".npmrc", "npm config (registry auth token)"),  # `_authToken=` lines
@@ -39,7 +39,7 @@ _NAMES: tuple[tuple[str, str], ...] = (
     ("id_ecdsa", "SSH private key"),
     ("id_ed25519", "SSH private key"),
     ("id_rsa", "SSH private key"),
-    # --- beyond the spec: cloud, registry and tool credentials ---
+    # --- beyond the official client: cloud, registry and tool credentials ---
     (".aws", "AWS credentials directory"),  # ~/.aws/credentials holds access keys
     (".azure", "Azure CLI credentials directory"),  # msal token cache, service principals
     ("application_default_credentials.json", "Google Cloud credentials"),  # gcloud ADC file
@@ -71,12 +71,12 @@ _NAMES: tuple[tuple[str, str], ...] = (
 
 # (lower-case name suffix, reason). A suffix also matches a whole name that is only the suffix.
 _SUFFIXES: tuple[tuple[str, str], ...] = (
-    # --- spec §2.1 ---
-    (".key", "private key file"),  # server.key; also Keynote files, which the spec skips too
-    (".pem", "PEM file (may hold a private key)"),  # cert+key bundles are common; by name, per spec
+    # --- the official client's sensitive suffixes ---
+    (".key", "private key file"),  # server.key; also Keynote files, which the official client skips too
+    (".pem", "PEM file (may hold a private key)"),  # cert+key bundles are common; by name, like the official client
     (".p12", "PKCS#12 keystore (private key)"),  # certificate *with* its private key
     (".pfx", "PKCS#12 keystore (private key)"),  # Windows name for .p12
-    # --- beyond the spec ---
+    # --- beyond the official client ---
     (".ppk", "PuTTY private key"),  # PuTTYgen's key format
     (".p8", "PKCS#8 private key"),  # e.g. Apple AuthKey_XXXX.p8 signing keys
     (".jks", "Java keystore (private keys)"),  # Android/Java signing keystores
@@ -89,7 +89,7 @@ _SUFFIXES: tuple[tuple[str, str], ...] = (
 
 # (lower-case name prefix, reason).
 _PREFIXES: tuple[tuple[str, str], ...] = (
-    (".env.", "environment file (secrets)"),  # spec §2.1: .env.local, .env.production, ...
+    (".env.", "environment file (secrets)"),  # the official client's rule: .env.local, .env.production, ...
 )
 
 # Extensions usually public (served on purpose) but sometimes holding a private key: read the

@@ -1,16 +1,18 @@
-"""Manifest JSON -> the wire `NormalizedReleaseSpec` (spec api-deploy §1.3), validated strictly.
+"""Manifest JSON -> the wire `NormalizedReleaseSpec`, validated strictly.
 
-Three layers (§1.3): the manifest (CLI `--manifest/--spec/stdin`; `project_id`, `{path}` and
-`{data, encoding}` file entries, `sql_path`/`sql_file`, `idempotency_key`), and the wire spec
-in the plan body (`project`, every byte source replaced by a ContentRef
-`{sha256, size, contentType?}`). Inline bytes never travel in the plan body; they stay here,
-in `Release.contents` (sha256 -> where to read the bytes), for the upload step.
+Two of the official client's three layers (the SDK's own spec sits between them): the
+manifest (CLI `--manifest/--spec/stdin`; `project_id`, `{path}` and `{data, encoding}` file
+entries, `sql_path`/`sql_file`, `idempotency_key`), and the wire spec in the plan body
+(`project`, every byte source replaced by a ContentRef `{sha256, size, contentType?}`).
+Inline bytes never travel in the plan body; they stay here, in `Release.contents`
+(sha256 -> where to read the bytes), for the upload step.
 
 Validation happens before any network call and rejects, with a stable code and the JSON
 path of the offending field (`details.field`):
 - every unknown field at every level (`INVALID_SPEC`; close names and common typos get a
   hint: `subdomain`, `site.replcae`, `functions.x.deps`, `config.schedule`,
-  `i18n.default_locale`, ...), as the JSON schema `release-spec.v1.json` and §1.3.12;
+  `i18n.default_locale`, ...), as the JSON schema `release-spec.v1.json` and the official
+  client do;
 - wrong types, bad enums, `base` with both `release` and `release_id`, non-positive
   `timeoutSeconds`/`memoryMb`, secret keys, i18n tags, asset puts;
 - hostile release paths (site files, function files, public-path assets, static route
@@ -18,10 +20,10 @@ path of the offending field (`details.field`):
   segments, a trailing `/`, the reserved `_cas/`/`_staging/` prefixes, more than 1024 bytes,
   not UTF-8 -> `INVALID_SPEC`;
 - `subdomains.set` with more than one name -> `SUBDOMAIN_MULTI_NOT_SUPPORTED`;
-- the static-route client rules of §1.3.8, and the client-side warning
-  `WILDCARD_ROUTE_EXCLUDES_MUTATION_METHODS`;
+- the client-side static-route rules (no `*` in the pattern, methods exactly GET or GET+HEAD,
+  a relative file), and the client-side warning `WILDCARD_ROUTE_EXCLUDES_MUTATION_METHODS`;
 - the CLI's own checks: `UNSAFE_SECRET_MANIFEST` (secret values in a manifest) and
-  `MANIFEST_EMPTY` (§1.3.11, the CLI's deep-empty rule, which does not count `assets`).
+  `MANIFEST_EMPTY` (the CLI's deep-empty rule, which does not count `assets`).
 """
 
 from __future__ import annotations
@@ -823,7 +825,7 @@ def _has_content(v: Any) -> bool:
 
 
 def check_manifest_not_empty(manifest: Any, details: Mapping[str, Any]) -> None:
-    """The CLI's MANIFEST_EMPTY rule (§1.3.11): at least one of CLI_DEPLOYABLE_KEYS carries
+    """The CLI's MANIFEST_EMPTY rule: at least one of CLI_DEPLOYABLE_KEYS carries
     something (deep check; `routes: {replace: []}` and `i18n: null` count; `assets` does not)."""
     def deployable(key: str) -> bool:
         if key not in manifest:
@@ -940,7 +942,7 @@ def site_release_from_bytes(project: str, files: Mapping[str, bytes]) -> Release
 
 def legacy_site_files(manifest: Any, manifest_dir: str | None) -> dict[str, bytes]:
     """The legacy `sites deploy` manifest `{files: [{file, data|path, encoding?}]}` -> bytes
-    per release path, filtered with the walk's name rules (§2.3: the official CLI writes the
+    per release path, filtered with the walk's name rules (the official CLI writes the
     files to a temp dir and walks it; we apply the same rules in memory). `path` entries
     need `manifest_dir` (a --manifest file); they are copied byte for byte."""
     from run402_cli.deploy.walk import is_skipped

@@ -1,10 +1,10 @@
-"""The directory walk of `sites deploy-dir` (spec api-deploy §2.1, the SDK's `fileSetFromDir`).
+"""The directory walk of `sites deploy-dir` (the rules of the SDK's `fileSetFromDir`).
 
 Rules, in the order they apply to each directory entry:
 1. skipped by name, at every depth (files and directories alike): `.git`, `node_modules`,
    `.DS_Store` (exact), and the secret names of `secrets_filter.py`, case-insensitively: the
-   spec's list (`.env`, `.env.*`, `.envrc`, `.npmrc`, ..., `id_rsa`, `*.key`, `*.pem`, `*.p12`,
-   `*.pfx`) and more (`.aws/`, `.ssh/`, `.docker/`, `.git-credentials`, `.htpasswd`,
+   official client's list (`.env`, `.env.*`, `.envrc`, `.npmrc`, ..., `id_rsa`, `*.key`, `*.pem`,
+   `*.p12`, `*.pfx`) and more (`.aws/`, `.ssh/`, `.docker/`, `.git-credentials`, `.htpasswd`,
    `*.tfstate`, ...). A skipped name is never even looked at, so a skipped symlink
    (`node_modules -> ...`) is not an error;
 2. a symlink anywhere fails the whole walk ("following symlinks is not supported");
@@ -81,7 +81,7 @@ def _error(message: str, reason: str, path: str, hint: str | None = None) -> Loc
 
 
 def walk_dir(root: str | os.PathLike[str]) -> WalkResult:
-    """Walk `root` per spec §2.1. Raises LocalError (LOCAL_ERROR, details.reason one of
+    """Walk `root` by the rules above. Raises LocalError (LOCAL_ERROR, details.reason one of
     not_found / not_a_directory / symlink / unreadable / no_deployable_files)."""
     shown = os.fspath(root)
     try:

@@ -1,5 +1,6 @@
 """Gateway errors: capability code raises GatewayError; one handler renders the envelope
-(spec api-core §6.1). A 500 gets a trace id and never a traceback.
+the hosted API sends (`message`, `code`, `retryable`, ...). A 500 gets a trace id and never a
+traceback.
 
 A database that cannot be reached is not an internal error: whatever module hit it, and however
 (a pool wait, a broken pooled connection, a failed psycopg.connect as a project's login role),

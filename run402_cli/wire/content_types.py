@@ -1,4 +1,4 @@
-"""Content types of release files, guessed from the extension (spec api-deploy §1.3.2).
+"""Content types of release files, guessed from the extension.
 
 The table is the official client's, byte for byte; anything else is
 `application/octet-stream`. The extension is taken like Node's `path.extname` on the last

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 __all__ = ["SIWX_CHAIN_ID", "SIWX_LIFETIME", "SIWX_STATEMENT", "build_siwx_message", "format_iso_millis"]
 
-SIWX_CHAIN_ID = "eip155:84532"  # always Base Sepolia, even for mainnet payments (§2.1 step 8)
+SIWX_CHAIN_ID = "eip155:84532"  # always Base Sepolia, even for mainnet payments (the official client's value)
 SIWX_STATEMENT = "Sign in to Run402"
 SIWX_LIFETIME = timedelta(minutes=5)
 
@@ -35,7 +35,7 @@ def build_siwx_message(
     expiration_time: str,
     resources: list[str] | None = None,
 ) -> str:
-    """The EIP-4361 text of spec §2.1 step 9: "\\n"-joined, no trailing newline.
+    """The EIP-4361 text the official client signs: "\\n"-joined, no trailing newline.
 
     A "Resources:" block appears only when `resources` is non-empty (CI delegation)."""
     lines = [

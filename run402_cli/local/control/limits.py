@@ -2,7 +2,7 @@
 cache. One `Limits` per gateway process, on `ctx.limits`.
 
 Why each piece exists:
-- `TokenBucket`: the contract's per-project rate limit (100 requests/s, spec api-core §4), the
+- `TokenBucket`: the hosted API's per-project rate limit (100 requests/s), the
   password-guessing throttle and the faucet. Keyed by string, thread-safe (sync routes run in
   worker threads), bounded memory: an attacker who invents keys only evicts the oldest ones.
 - `ConcurrencyGate`: one project may hold only a few of PostgREST's pool connections or of the

@@ -46,7 +46,8 @@ def _status(request: Request) -> JSONResponse:
     ctx = request.app.state.ctx
     checks = _checks(request)
     up = all(v in ("ok", "not_applicable") for v in checks.values())
-    # Both shapes the client ecosystem knows (spec api-core §4.1 / open question 1).
+    # The union of both shapes the client ecosystem knows (the SDK's and the documented
+    # `run402-status-v1`): which one the hosted API sends is unsettled, and the CLI prints either.
     return JSONResponse({
         "status": "ok" if up else "degraded",
         "schema_version": "run402-status-v1",

@@ -1,4 +1,4 @@
-"""Gateway-side check of the `SIGN-IN-WITH-X` header (spec api-core §2.1).
+"""Gateway-side check of the `SIGN-IN-WITH-X` header.
 
 Mirrors the inferred `@x402/extensions` `sign-in-with-x` rules, lenient where the spec
 asks the emulator to be (the Host header may carry a port; issuedAt may be 30 s ahead for

@@ -1,4 +1,4 @@
-"""Tiers: the quote, a wallet's lease, and buying a tier with x402 (spec api-core §3.3, §4.2)."""
+"""Tiers: the quote, a wallet's lease, and buying a tier with x402."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Gateway side of x402 v2 (spec api-core §3.2): we are our own facilitator on a local testnet.
+"""Gateway side of x402 v2: we are our own facilitator on a local testnet.
 
 `requirement` / `payment_required` build what the gateway advertises in `PAYMENT-REQUIRED`;
 `verify_payment` checks a `PAYMENT-SIGNATURE` (or `X-PAYMENT`) value offline: shape, payee,

@@ -1,5 +1,5 @@
 """The expose manifest, applied for real: grants, row-level security, policies, owner
-triggers, views, RPC grants (spec api-core §4.6).
+triggers, views, RPC grants.
 
 Convergent: each apply first resets every item the previous manifest or this one names (revoke
 from the project's anon/authenticated roles, drop our `run402_*` policies and owner trigger),

@@ -1,4 +1,4 @@
-"""Validating an expose manifest (spec api-core §4.6): every violation at once, as data.
+"""Validating an expose manifest: every violation at once, as data.
 
 Pure functions over a `Catalog` (what exists: tables and their column types, views,
 functions). The catalog comes from the live database, from migration SQL that is parsed —

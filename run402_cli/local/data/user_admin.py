@@ -1,4 +1,4 @@
-"""What a project's service key does with its end users (spec api-core §5.3): the auth settings,
+"""What a project's service key does with its end users: the auth settings,
 creating and inviting users, promote / demote, and the local mailbox that captures their mail.
 
 Split from users.py (sign-up, sign-in grants, sessions, magic links), whose helpers it shares.

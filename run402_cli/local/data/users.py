@@ -1,4 +1,4 @@
-"""End-user auth for each project: `/auth/v1/*` (spec api-core §5.3, api-rest §5).
+"""End-user auth for each project: `/auth/v1/*`.
 
 Passwords are hashed with argon2id. Access tokens are HS256 JWTs signed with the project's
 secret (`sub`, `role`, `email`, `project_id`, 1 h). Refresh tokens are random, stored only as

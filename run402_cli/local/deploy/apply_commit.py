@@ -1,5 +1,5 @@
 """`POST /apply/v1/plans/:id/commit` and `POST /apply/v1/operations/:id/resume`: run an
-operation to the end, synchronously (contract §5, §7).
+operation to the end, synchronously.
 
 validate -> stage -> migrate -> activate, one commit per project at a time (advisory lock).
 - Migrations run on the project's own login role (`<slot>_sql`, then SET ROLE <slot>_owner),

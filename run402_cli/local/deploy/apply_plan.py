@@ -1,5 +1,5 @@
 """`POST /apply/v1/plans[?dry_run=true]`: validate a spec, work out the release it leads to,
-and say what would change and which bytes the gateway still needs (spec §1.4, contract §3).
+and say what would change and which bytes the gateway still needs.
 
 A plan changes nothing but the plan/operation rows. Computing it is deterministic in (spec,
 base release), so the commit recomputes the target state instead of trusting a stored copy,

@@ -1,11 +1,12 @@
-"""Strict validation of the wire `NormalizedReleaseSpec` (spec api-deploy §1.3, release-spec.v1.json).
+"""Strict validation of the wire `NormalizedReleaseSpec` the CLI plans with (schema
+`release-spec.v1.json`, every byte source a ContentRef).
 
 The gateway trusts nothing the client normalized: every level rejects unknown fields, every
 site path is checked before it can become a key of a release (paths never touch the
 filesystem — objects are addressed by digest — but a hostile key must still never be stored
 or served). Every refusal is a 400 `INVALID_SPEC` whose `details.path` names the offending
 field, so an agent can fix exactly that. Slices this gateway does not run yet (functions,
-assets) are refused with their own codes (contract §9).
+assets) are refused with their own codes (`FUNCTIONS_NOT_AVAILABLE`, `ASSETS_NOT_AVAILABLE`).
 """
 
 from __future__ import annotations

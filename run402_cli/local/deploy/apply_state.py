@@ -1,5 +1,5 @@
 """A release's materialized state, how a spec turns a base state into the next one, and the
-diff buckets between two states (plan response §1.4, release diff §1.15).
+diff buckets between two states (shared by the plan response and the release diff).
 
 State (stored whole in `run402_meta.releases.state`, so a release never changes):
     site.files          {asset path: {sha256, size, content_type, inferred?}}
@@ -8,7 +8,7 @@ State (stored whole in `run402_meta.releases.state`, so a release never changes)
     subdomains          names the release manages
     secrets_required    keys a commit checks for
     expose, i18n, checks  as declared (None = never declared)
-Omitted spec sections carry forward from the base state (spec §1.3.1); `public_paths` in
+Omitted spec sections carry forward from the base state; `public_paths` in
 explicit mode is sticky (a site change without public_paths keeps the base's table).
 """
 

@@ -1,5 +1,5 @@
 """Content upload sessions: `POST /content/v1/plans`, the self-served upload target
-`PUT /_upload/<upload_id>/<part>`, and `POST /content/v1/plans/:id/commit` (contract §4).
+`PUT /_upload/<upload_id>/<part>`, and `POST /content/v1/plans/:id/commit`.
 
 Where the hosted API hands out presigned S3 URLs, the gateway signs its own: an HMAC over
 "upload_id/part/expires" with an installation secret, valid one hour, no other auth (the real

@@ -2,7 +2,7 @@
 types, JSON bodies, the operation event log.
 
 Kept apart so content.py, apply_*.py, releases.py, web/sites.py and web/subdomains.py agree on one
-spelling of each (the wire contract is in /tmp/notes/deploy-contract.md §1, §2, §5)."""
+spelling of each."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Deploy observability, all read-only and authenticated by the project's anon key (the project
 is the key's): operations (`/apply/v1/operations[/:id[/events]]`), release inventories and
-diffs (`/apply/v1/releases/:id|active|diff`, spec §1.15) and URL resolution
-(`/apply/v1/resolve`, spec §1.16) — which runs the very matcher that serves sites.
+diffs (`/apply/v1/releases/:id|active|diff`) and URL resolution
+(`/apply/v1/resolve`) — which runs the very matcher that serves sites.
 """
 
 from __future__ import annotations

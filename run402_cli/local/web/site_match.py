@@ -1,4 +1,4 @@
-"""How a request maps onto a release (spec api-deploy §1.17, contract §6) — one pure function,
+"""How a request maps onto a release — one pure function,
 used both to serve sites (sites.py) and to explain a URL (`GET /apply/v1/resolve`), so the
 diagnosis can never disagree with what is served.
 

@@ -1,4 +1,4 @@
-"""Serving deployed sites by Host (contract §6): `http://<label>.localhost:<port>/`.
+"""Serving deployed sites by Host: `http://<label>.localhost:<port>/`.
 
 `<label>` is a claimed subdomain (serves whatever release it points at, re-pointed at every
 activation), a project host `prj-…` (the project's active release) or a deployment host

@@ -1,4 +1,4 @@
-"""`/subdomains/v1`: claim, list and release `<name>.localhost` (contract §8, spec §4.1).
+"""`/subdomains/v1`: claim, list and release `<name>.localhost`.
 
 Authenticated with the project's service key (`Authorization: Bearer`). A name belongs to one
 project; it points at a deployment of that project, and every later activation re-points it
