@@ -90,6 +90,7 @@ class _Result:
         self.size = 0
         self.truncated = False
         self.rowcount = 0
+        self.kinds: list[str | None] = []  # each statement's parse node name (None: unparsable)
 
     def reset(self) -> None:
         self.rows, self.size, self.truncated, self.rowcount = [], 0, False, 0
@@ -109,23 +110,25 @@ class _Result:
         return True
 
 
-def _shape(statement: str) -> str:
-    """"select" (a plain SELECT: a server-side cursor can read it), "rows" (may return rows:
-    stream them), or "command" (returns none, or unparsable: PostgreSQL will say why)."""
+def _shape(statement: str) -> tuple[str, str | None]:
+    """(how to run it, its statement kind). How: "select" (a plain SELECT: a server-side cursor
+    can read it), "rows" (may return rows: stream them), or "command" (returns none, or
+    unparsable: PostgreSQL will say why). Kind: the parse node's name, None when unparsable."""
     from pglast import ast, parser
 
     try:
         (raw,) = parser.parse_sql(statement)
     except (parser.ParseError, ValueError):
-        return "command"
+        return "command", None
     stmt = raw.stmt
+    kind = type(stmt).__name__
     if isinstance(stmt, ast.SelectStmt):
-        return "select" if stmt.intoClause is None else "command"
+        return ("select" if stmt.intoClause is None else "command"), kind
     if isinstance(stmt, (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)):
-        return "rows" if getattr(stmt, "returningList", None) else "command"
+        return ("rows" if getattr(stmt, "returningList", None) else "command"), kind
     if isinstance(stmt, (ast.ExplainStmt, ast.VariableShowStmt, ast.CallStmt, ast.FetchStmt)):
-        return "rows"
-    return "command"
+        return "rows", kind
+    return "command", kind
 
 
 def _run_last_select(conn: psycopg.Connection, statement: str, params: list[Any] | None, out: _Result) -> None:
@@ -168,16 +171,19 @@ def _run_command(conn: psycopg.Connection, statement: str, params: list[Any] | N
 def run_tenant_statements(conn: psycopg.Connection, statements: list[str], params: list[Any] | None) -> _Result:
     """Run statements in the caller's transaction; the last one's rows, bounded."""
     out = _Result()
+    kinds: list[str | None] = []
     for i, statement in enumerate(statements):
         last = i == len(statements) - 1
         out.reset()
-        shape = _shape(statement)
+        shape, kind = _shape(statement)
+        kinds.append(kind)
         if last and shape == "select":
             _run_last_select(conn, statement, params, out)
         elif shape in ("select", "rows"):
             _run_streamed(conn, statement, params, out, keep=last)
         else:
             _run_command(conn, statement, params, out, keep=last)
+    out.kinds = kinds
     return out
 
 
@@ -203,15 +209,10 @@ def _refused(exc: SqlRefused) -> GatewayError:
                                                 "sql": exc.statement})
 
 
-def _ddl_possible(statements: list[str] | None) -> bool:
-    if statements is None:
-        return True
-    from pglast import parser
-
-    try:
-        return any(type(raw.stmt).__name__ not in _NO_DDL for s in statements for raw in parser.parse_sql(s))
-    except parser.ParseError:
-        return True
+def _ddl_possible(kinds: list[str | None]) -> bool:
+    """Whether PostgREST's schema cache may be stale after statements of these kinds (an
+    unparsable statement, None, counts as possibly DDL)."""
+    return any(kind not in _NO_DDL for kind in kinds)
 
 
 async def _sql(request: Request) -> Response:
@@ -242,7 +243,7 @@ def _sql_sync(request: Request, ctx: Any, query: str, params: list[Any] | None) 
         if database_unreachable(exc):
             raise  # the gateway's 503 (errors.py), not the tenant's SQL error
         raise sql_error(exc) from None
-    if _ddl_possible(statements):
+    if _ddl_possible(result.kinds):
         _schema_may_have_changed(ctx)
     head = {"status": "ok", "schema": project.schema_slot}
     tail: dict[str, Any] = {"rowCount": result.rowcount}

@@ -17,19 +17,14 @@ from typing import Any, NoReturn
 from run402_cli.local.deploy.cas import SHA256_RE
 from run402_cli.local.errors import GatewayError
 from run402_cli.wire.release import (
-    CONTROL_CHARS, DETECT_RULE, LOCALE_TAG, RESERVED_SUBDOMAINS, ROUTE_METHODS, SECRET_KEY, release_path_problem,
+    CONTROL_CHARS, DETECT_RULE, LOCALE_TAG, ROUTE_METHODS, SECRET_KEY, release_path_problem,
     route_pattern_problem, subdomain_problem,
 )
 
-__all__ = ["RESERVED_SUBDOMAINS", "asset_path_problem", "subdomain_problem", "validate_body"]
+__all__ = ["validate_body", "validate_spec"]
 
 _TOP = {"project", "base", "database", "secrets", "functions", "site", "subdomains", "routes", "assets",
         "checks", "i18n"}
-_CONTROL = CONTROL_CHARS
-_SECRET_KEY = SECRET_KEY
-_LOCALE = LOCALE_TAG
-_DETECT = DETECT_RULE
-METHODS = ROUTE_METHODS
 MAX_FILES = 25_000
 MAX_ROUTES = 500
 
@@ -59,10 +54,6 @@ def _str_list(value: Any, path: str) -> list[str]:
     return value
 
 
-# One rule for the CLI and the gateway (wire/release.py); the gateway's historical names.
-asset_path_problem = release_path_problem
-
-
 def _content_ref(value: Any, path: str) -> dict[str, Any]:
     if isinstance(value, (str, bytes)) or (isinstance(value, dict) and ({"path", "data"} & set(value))):
         _bad(path, "must be a ContentRef {sha256, size, contentType?} on the wire (the client hashes files "
@@ -73,7 +64,7 @@ def _content_ref(value: Any, path: str) -> dict[str, Any]:
     if isinstance(ref["size"], bool) or not isinstance(ref["size"], int) or ref["size"] < 0:
         _bad(path + ".size", "must be a non-negative integer")
     for key in ("contentType", "integrity"):
-        if key in ref and (not isinstance(ref[key], str) or len(ref[key]) > 255 or _CONTROL.search(ref[key])
+        if key in ref and (not isinstance(ref[key], str) or len(ref[key]) > 255 or CONTROL_CHARS.search(ref[key])
                            or not ref[key].isascii()):
             _bad(f"{path}.{key}", "must be a short ASCII string")
     return ref
@@ -85,7 +76,7 @@ def _file_set(value: Any, path: str) -> dict[str, Any]:
     if len(value) > MAX_FILES:
         _bad(path, f"has more than {MAX_FILES} files")
     for key, ref in value.items():
-        problem = asset_path_problem(key)
+        problem = release_path_problem(key)
         if problem:
             _bad(f"{path}[{key!r}]", f"site path {problem}", reason=problem)
         _content_ref(ref, f"{path}[{key!r}]")
@@ -104,11 +95,11 @@ def _public_paths(value: Any, path: str) -> None:
     for public, entry in value["replace"].items():
         where = f"{path}.replace[{public!r}]"
         if (not isinstance(public, str) or not public.startswith("/") or len(public.encode()) > 1024
-                or _CONTROL.search(public) or "\\" in public or "?" in public or "#" in public
+                or CONTROL_CHARS.search(public) or "\\" in public or "?" in public or "#" in public
                 or any(seg in (".", "..") for seg in public.split("/"))):
             _bad(where, "public path must be absolute (/...), without ?, #, \\, '.'/'..' segments or control characters")
         _obj(entry, where, {"asset", "cache_class"}, ("asset",))
-        problem = asset_path_problem(entry["asset"])
+        problem = release_path_problem(entry["asset"])
         if problem:
             _bad(where + ".asset", problem)
         if "cache_class" in entry and (not isinstance(entry["cache_class"], str) or not entry["cache_class"]):
@@ -131,7 +122,7 @@ def _site(value: Any) -> None:
         if "put" in patch:
             _file_set(patch["put"], "site.patch.put")
         for i, p in enumerate(_str_list(patch.get("delete", []), "site.patch.delete")):
-            problem = asset_path_problem(p)
+            problem = release_path_problem(p)
             if problem:
                 _bad(f"site.patch.delete[{i}]", problem)
             if p in patch.get("put", {}):
@@ -156,13 +147,13 @@ def _database(value: Any) -> None:
             _bad(where, "on the wire a migration carries sql_ref (a ContentRef of its SQL), not sql/sql_path")
         _obj(m, where, {"id", "checksum", "sql_ref", "transaction"}, ("id", "sql_ref"))
         mid = m["id"]
-        if not isinstance(mid, str) or not 1 <= len(mid) <= 255 or _CONTROL.search(mid):
+        if not isinstance(mid, str) or not 1 <= len(mid) <= 255 or CONTROL_CHARS.search(mid):
             _bad(where + ".id", "must be 1-255 characters without control characters")
         if mid in seen:
             _bad(where + ".id", f"duplicate migration id {mid!r}")
         seen.add(mid)
         if "checksum" in m and (not isinstance(m["checksum"], str) or not 1 <= len(m["checksum"]) <= 128
-                                or _CONTROL.search(m["checksum"])):
+                                or CONTROL_CHARS.search(m["checksum"])):
             _bad(where + ".checksum", "must be a string (hex SHA-256 of the SQL)")
         _content_ref(m["sql_ref"], where + ".sql_ref")
         if m.get("transaction", "required") not in ("required", "none"):
@@ -173,7 +164,7 @@ def _secrets(value: Any) -> None:
     sec = _obj(value, "secrets", {"require", "delete"})
     for key in ("require", "delete"):
         for i, k in enumerate(_str_list(sec.get(key, []), f"secrets.{key}")):
-            if not _SECRET_KEY.match(k):
+            if not SECRET_KEY.match(k):
                 _bad(f"secrets.{key}[{i}]", "must match ^[A-Z_][A-Z0-9_]{0,127}$")
     both = set(sec.get("require", [])) & set(sec.get("delete", []))
     if both:
@@ -217,8 +208,8 @@ def _routes(value: Any) -> None:
         seen.add(key)
         if "methods" in r:
             methods = _str_list(r["methods"], where + ".methods")
-            if not methods or any(m not in METHODS for m in methods):
-                _bad(where + ".methods", f"must be a non-empty subset of {list(METHODS)}")
+            if not methods or any(m not in ROUTE_METHODS for m in methods):
+                _bad(where + ".methods", f"must be a non-empty subset of {list(ROUTE_METHODS)}")
         target = r["target"]
         if isinstance(target, dict) and target.get("type") == "function":
             raise GatewayError(400, "FUNCTIONS_NOT_AVAILABLE", "Function route targets are not available in this "
@@ -228,7 +219,7 @@ def _routes(value: Any) -> None:
         if target["type"] != "static":
             _bad(where + ".target.type", 'must be "static" or "function"')
         f = target["file"]
-        if not isinstance(f, str) or "?" in f or "#" in f or asset_path_problem(f):
+        if not isinstance(f, str) or "?" in f or "#" in f or release_path_problem(f):
             _bad(where + ".target.file", "must be a relative release asset path")
         if "*" in r["pattern"]:
             _bad(where + ".pattern", "a static route target needs an exact pattern (no *)")
@@ -243,13 +234,13 @@ def _i18n(value: Any) -> None:
         return
     obj = _obj(value, "i18n", {"defaultLocale", "locales", "detect"}, ("defaultLocale", "locales"))
     locales = _str_list(obj["locales"], "i18n.locales")
-    if not 1 <= len(locales) <= 50 or not all(_LOCALE.match(x) for x in locales):
+    if not 1 <= len(locales) <= 50 or not all(LOCALE_TAG.match(x) for x in locales):
         _bad("i18n.locales", "must hold 1-50 locale tags")
     if obj["defaultLocale"] not in locales:
         _bad("i18n.defaultLocale", "must be one of i18n.locales")
     if "detect" in obj:
         detect = _str_list(obj["detect"], "i18n.detect")
-        if len(detect) > 10 or not all(_DETECT.match(d) for d in detect):
+        if len(detect) > 10 or not all(DETECT_RULE.match(d) for d in detect):
             _bad("i18n.detect", 'entries are "accept-language" or "cookie:<name>", at most 10')
 
 
@@ -300,7 +291,7 @@ def validate_body(body: Any, *, dry_run: bool) -> tuple[dict[str, Any], dict[str
     """(spec, manifest_ref, idempotency_key) of a plan request body."""
     body = _obj(body, "", {"spec", "manifest_ref", "idempotency_key"}, ("spec",))
     key = body.get("idempotency_key")
-    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 255 or _CONTROL.search(key)):
+    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 255 or CONTROL_CHARS.search(key)):
         _bad("idempotency_key", "must be 1-255 characters")
     if dry_run and key is not None:
         _bad("idempotency_key", "a dry-run plan takes no idempotency key")
