@@ -118,8 +118,8 @@ def test_retry_carries_a_fresh_siwx_header():
     first, second = (r.headers["sign-in-with-x"] for r in seen)
     host, origin = "127.0.0.1:4020", BASE
     now = datetime.now(timezone.utc)
-    a = verify_siwx(first, host=host, origin=origin, now=now)
-    b = verify_siwx(second, host=host, origin=origin, now=now)
+    a = verify_siwx(first, host=host, origin=origin, path="/tiers/v1/status", now=now)
+    b = verify_siwx(second, host=host, origin=origin, path="/tiers/v1/status", now=now)
     assert a.nonce != b.nonce and a.address == b.address == PAYER.lower()
 
 

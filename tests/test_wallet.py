@@ -52,8 +52,8 @@ def _encode(payload: dict) -> str:
     return base64.b64encode(json.dumps(payload).encode()).decode()
 
 
-def _verify(header: str, now: datetime = NOW, host: str = "127.0.0.1:4020") -> SiwxClaims:
-    return verify_siwx(header, host=host, origin=BASE, now=now)
+def _verify(header: str, now: datetime = NOW, host: str = "127.0.0.1:4020", path: str = PATH.split("?")[0]) -> SiwxClaims:
+    return verify_siwx(header, host=host, origin=BASE, path=path, now=now)
 
 
 # --- keys ------------------------------------------------------------------------------
@@ -170,6 +170,13 @@ def test_verify_accepts_fresh_header():
     assert _verify(_header(), host="127.0.0.1", now=NOW + timedelta(minutes=4)).address == ADDRESS.lower()
 
 
+def test_verify_binds_the_header_to_its_path_not_its_query():
+    # the gateway compares decoded paths, as Starlette decodes the request's
+    assert _verify(_header(path="/projects/v1/admin/prj_1/sql%20x?a=1"), path="/projects/v1/admin/prj_1/sql x")
+    assert _verify(_header(path="/tiers/v1/status?limit=9"), path="/tiers/v1/status")
+    assert _verify(_header(api_base=BASE, path=""), path="/")
+
+
 def _tampered(mutate) -> str:
     payload = _decode(_header())
     mutate(payload)
@@ -195,6 +202,8 @@ def _flip_signature(p: dict) -> None:
         (lambda: _tampered(lambda p: p.update(type="eip1271")), NOW, "bad_type"),
         (lambda: _header(api_base="http://localhost:4020"), NOW, "domain_mismatch"),
         (lambda: _header(api_base="http://127.0.0.1:40201"), NOW, "uri_mismatch"),
+        (lambda: _header(path="/projects/v1"), NOW, "uri_mismatch"),
+        (lambda: _header(path="/tiers/v1/status/extra?limit=5"), NOW, "uri_mismatch"),
         (lambda: "!!! not base64 !!!", NOW, "malformed"),
         (lambda: base64.b64encode(b"[1,2]").decode(), NOW, "malformed"),
         (lambda: base64.b64encode(b"{}").decode(), NOW, "missing_field"),
@@ -202,7 +211,7 @@ def _flip_signature(p: dict) -> None:
     ids=[
         "tampered-signature", "tampered-nonce", "other-address", "expired", "future",
         "numeric-chainId", "non-caip-chainId", "missing-statement", "wrong-type",
-        "domain-mismatch", "uri-mismatch", "garbage-base64", "json-array", "empty-object",
+        "domain-mismatch", "uri-mismatch", "other-path", "longer-path", "garbage-base64", "json-array", "empty-object",
     ],
 )
 def test_verify_refuses(header_factory, now, reason):
@@ -302,7 +311,7 @@ def test_the_gateway_verifies_without_eth_account():
     code = ("import sys; from run402_cli.wallet import siwx_header; import run402_cli.local.app; "
             "from run402_cli.local.control.siwx import verify_siwx; from urllib.parse import urlsplit; "
             "h = siwx_header(private_key='0x' + '11' * 32, api_base='http://127.0.0.1:4020', path='/x'); "
-            "verify_siwx(h, host='127.0.0.1:4020', origin='http://127.0.0.1:4020'); "
+            "verify_siwx(h, host='127.0.0.1:4020', origin='http://127.0.0.1:4020', path='/x'); "
             "print('eth_account' in sys.modules, 'py_ecc' in sys.modules, sys.getrecursionlimit())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "1000"]

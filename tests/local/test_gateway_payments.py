@@ -161,6 +161,58 @@ def test_siwx_replayed_header_is_refused(wallet, api):
     assert "replayed" in again.json()["message"]
 
 
+def test_siwx_header_signed_for_another_path_is_refused(wallet, api):
+    _, _, key = wallet
+    for path in ("/tiers/v1", "/tiers/v1/status/x", "/projects/v1"):
+        resp = _status(api, siwx_header(private_key=key, api_base=api.api_base, path=path))
+        assert resp.status_code == 402
+        assert "uri_mismatch" in resp.json()["message"]
+    # the query is not part of the binding: clients and proxies may write it differently
+    assert _status(api, siwx_header(private_key=key, api_base=api.api_base,
+                                    path="/tiers/v1/status?x=1")).status_code == 200
+
+
+def _pay(key: str, refused: httpx.Response) -> str:
+    required = decode_header(refused.headers["PAYMENT-REQUIRED"])
+    return encode_header(sign_payment(key, required["accepts"][0], required["resource"]))
+
+
+def test_siwx_header_may_come_back_once_with_the_payment_it_was_asked_for(wallet, api):
+    """The official client answers a 402 by re-sending the same request, SIGN-IN-WITH-X header
+    included, with a PAYMENT-SIGNATURE: that second presentation is admitted, no third."""
+    client, address, key = wallet
+    client.request("POST", "/faucet/v1", json={"address": address}, wallet_auth=False)
+    url = api.api_base + "/tiers/v1/prototype"
+    header = siwx_header(private_key=key, api_base=api.api_base, path="/tiers/v1/prototype")
+    first = httpx.post(url, json={}, headers={"SIGN-IN-WITH-X": header})
+    assert first.status_code == 402 and first.json()["code"] == "PAYMENT_REQUIRED"
+    paid = httpx.post(url, json={}, headers={"SIGN-IN-WITH-X": header, "PAYMENT-SIGNATURE": _pay(key, first)})
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["tier"] == "prototype"
+    third = httpx.post(url, json={}, headers={"SIGN-IN-WITH-X": header, "PAYMENT-SIGNATURE": _pay(key, first)})
+    assert third.status_code == 402 and "replayed" in third.json()["message"]
+    assert _balance(client, address) == 150_000  # one payment settled
+
+
+def test_siwx_repeat_without_a_payment_or_elsewhere_is_refused(wallet, api):
+    client, address, key = wallet
+    client.request("POST", "/faucet/v1", json={"address": address}, wallet_auth=False)
+    url = api.api_base + "/tiers/v1/prototype"
+    header = siwx_header(private_key=key, api_base=api.api_base, path="/tiers/v1/prototype")
+    first = httpx.post(url, json={}, headers={"SIGN-IN-WITH-X": header})
+    assert first.status_code == 402 and first.json()["code"] == "PAYMENT_REQUIRED"
+    bare = httpx.post(url, json={}, headers={"SIGN-IN-WITH-X": header})  # no payment: a replay
+    assert bare.status_code == 402 and "replayed" in bare.json()["message"]
+    # a header first presented on GET /tiers/v1/status cannot come back on another method
+    status_header = siwx_header(private_key=key, api_base=api.api_base, path="/tiers/v1/status")
+    assert _status(api, status_header).status_code == 200
+    other_method = httpx.request("HEAD", api.api_base + "/tiers/v1/status",
+                                 headers={"SIGN-IN-WITH-X": status_header, "PAYMENT-SIGNATURE": _pay(key, first)})
+    assert other_method.status_code == 402
+    assert "replayed" in decode_header(other_method.headers["PAYMENT-REQUIRED"])["error"]  # HEAD: no body
+    assert _balance(client, address) == 250_000  # nothing paid
+
+
 def test_siwx_for_another_host_is_refused(wallet, api):
     _, _, key = wallet
     header = siwx_header(private_key=key, api_base="https://api.run402.com", path="/tiers/v1/status")

@@ -16,7 +16,7 @@ from run402_cli.local.context import GatewayContext
 from run402_cli.local.errors import GatewayError
 from run402_cli.local.control.limits import LOOKUP_THREADS
 from run402_cli.local.control.siwx import SiwxError, verify_siwx
-from run402_cli.local.control.x402 import payment_required, payment_required_header
+from run402_cli.local.control.x402 import payment_header, payment_required, payment_required_header
 
 __all__ = [
     "Project", "bearer_token", "cached_project", "load_project", "mint_key", "project_from_service_key",
@@ -43,24 +43,36 @@ def _siwx_refusal(request: Request, reason: str) -> GatewayError:
     )
 
 
+# A signed header is presented at most twice: the request, and that same request (same
+# wallet, method and path) again with an x402 payment, which is how x402 clients answer a 402
+# without signing afresh. A bare replay cannot re-run a free wallet action (a provision).
+SIWX_PRESENTATIONS = 2
+
+
 def wallet_from_siwx(request: Request, ctx: GatewayContext) -> str:
-    """The lowercase wallet address, or a 402. Each signed header is accepted once."""
+    """The lowercase wallet address, or a 402."""
     header = request.headers.get("sign-in-with-x")
     if not header:
         raise _siwx_refusal(request, "missing SIGN-IN-WITH-X header")
     host, origin = request_origin(request)
     try:
-        claims = verify_siwx(header, host=host, origin=origin)
+        claims = verify_siwx(header, host=host, origin=origin, path=request.url.path)
     except SiwxError as exc:
         raise _siwx_refusal(request, getattr(exc, "reason", str(exc))) from None
+    repeat_allowed = payment_header(request.headers) is not None
     with ctx.pool.connection() as conn:
         conn.execute("DELETE FROM run402_meta.siwx_nonces WHERE expires_at < now()")
-        fresh = conn.execute(
-            "INSERT INTO run402_meta.siwx_nonces (nonce, wallet, expires_at) VALUES (%s, %s, %s) "
-            "ON CONFLICT DO NOTHING RETURNING nonce",
-            (claims.nonce, claims.address, claims.expiration_time),
+        admitted = conn.execute(
+            "INSERT INTO run402_meta.siwx_nonces AS seen (nonce, wallet, expires_at, method, path) "
+            "VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (nonce) DO UPDATE SET uses = seen.uses + 1 "
+            "WHERE %s AND seen.uses < %s AND seen.wallet = EXCLUDED.wallet "
+            "AND seen.method = EXCLUDED.method AND seen.path = EXCLUDED.path "
+            "RETURNING nonce",
+            (claims.nonce, claims.address, claims.expiration_time, request.method, claims.path,
+             repeat_allowed, SIWX_PRESENTATIONS),
         ).fetchone()
-    if fresh is None:
+    if admitted is None:
         raise _siwx_refusal(request, "replayed SIGN-IN-WITH-X nonce")
     return claims.address
 

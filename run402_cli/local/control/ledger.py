@@ -15,6 +15,7 @@ from run402_cli.local.context import GatewayContext
 from run402_cli.local.errors import GatewayError
 from run402_cli.local.control.x402 import (
     PaymentInvalid,
+    payment_header,
     payment_required,
     payment_required_header,
     requirement,
@@ -79,7 +80,7 @@ def charge(
     """Take an x402 payment of `amount` micros for `grant(conn, payer)`; returns (result, payer).
     No payment header -> 402 with the requirements."""
     req = requirement(amount_micros=amount, pay_to=ctx.treasury_address)
-    header = request.headers.get("payment-signature") or request.headers.get("x-payment")
+    header = payment_header(request.headers)
     if not header:
         raise _payment_error(request, req, "PAYMENT_REQUIRED",
                              f"Payment required: {micros_to_usd(amount)} test USDC", description)

@@ -5,7 +5,10 @@ asks the emulator to be (the Host header may carry a port; issuedAt may be 30 s 
 clock skew). The message is rebuilt with the client's own `build_siwx_message`, so the
 bytes signed and the bytes verified come from one function.
 
-Nonce replay is the caller's job (it records nonces in its database); we only return it.
+A header is bound to one request path: its `uri` must be the origin followed by exactly the
+path it is presented on (the query is not compared, so a client and a proxy that order or
+escape query strings differently still agree). How often a nonce may be presented is the
+caller's job (it records nonces in its database); we only return it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from run402_cli.wire.siwx import SIWX_LIFETIME, build_siwx_message
 from run402_cli.wire.x402 import decode_header
@@ -50,6 +53,7 @@ class SiwxClaims:
     nonce: str
     issued_at: datetime
     expiration_time: datetime
+    path: str  # the decoded path of `uri`, which the request path matched
 
 
 def _hostname(value: str) -> str:
@@ -76,10 +80,17 @@ def _uri_within(uri: str, origin: str) -> bool:
     return len(uri) == len(origin) or uri[len(origin)] in "/?#"
 
 
+def _uri_path(uri: str, origin: str) -> str:
+    """The decoded path of `uri`, which `_uri_within(uri, origin)` has admitted."""
+    rest = uri[len(origin.rstrip("/")):]
+    return unquote(urlsplit(rest).path) or "/"
+
+
 def verify_siwx(
-    header_value: str, *, host: str, origin: str, now: datetime | None = None
+    header_value: str, *, host: str, origin: str, path: str, now: datetime | None = None
 ) -> SiwxClaims:
-    """Check one `SIGN-IN-WITH-X` value for a request to `origin` with Host `host`.
+    """Check one `SIGN-IN-WITH-X` value for a request to `origin` + `path` (decoded, no
+    query) with Host `host`.
 
     Returns the claims, or raises SiwxError (the gateway answers 402 per the spec)."""
     try:
@@ -116,6 +127,9 @@ def verify_siwx(
         raise SiwxError("domain_mismatch", f"domain {data['domain']!r} does not match host {host!r}")
     if not _uri_within(data["uri"], origin):
         raise SiwxError("uri_mismatch", f"uri must start with {origin}")
+    signed_path = _uri_path(data["uri"], origin)
+    if signed_path != (path or "/"):
+        raise SiwxError("uri_mismatch", f"uri was signed for {signed_path}, not for {path}")
 
     issued_at = _parse_time(data["issuedAt"], "issuedAt")
     expiration_time = _parse_time(data["expirationTime"], "expirationTime")
@@ -158,4 +172,5 @@ def verify_siwx(
         nonce=data["nonce"],
         issued_at=issued_at,
         expiration_time=expiration_time,
+        path=signed_path,
     )

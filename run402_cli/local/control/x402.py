@@ -22,6 +22,7 @@ __all__ = [
     "USDC_BASE_SEPOLIA",
     "PaymentInvalid",
     "VerifiedPayment",
+    "payment_header",
     "payment_required",
     "payment_required_header",
     "requirement",
@@ -71,6 +72,11 @@ def payment_required(
     pr["resource"] = {"url": resource_url, "description": description, "mimeType": "application/json"}
     pr["accepts"] = accepts
     return pr
+
+
+def payment_header(headers: Any) -> str | None:
+    """The x402 payment a request carries: `PAYMENT-SIGNATURE` (v2), or `X-PAYMENT` (v1)."""
+    return headers.get("payment-signature") or headers.get("x-payment") or None
 
 
 def payment_required_header(pr: dict[str, Any]) -> str:

@@ -37,12 +37,17 @@ CREATE TABLE IF NOT EXISTS run402_meta.payment_nonces (
     settled_at          timestamptz NOT NULL DEFAULT now()
 );
 
--- SIGN-IN-WITH-X nonces seen inside their validity window: a signed header is usable once.
+-- SIGN-IN-WITH-X nonces seen inside their validity window, with the request each was first
+-- presented on: a header is usable once, and once more on that same request carrying an x402
+-- payment (the client's answer to a 402).
 CREATE TABLE IF NOT EXISTS run402_meta.siwx_nonces (
     nonce               text PRIMARY KEY,
     wallet              text NOT NULL,
     expires_at          timestamptz NOT NULL
 );
+ALTER TABLE run402_meta.siwx_nonces ADD COLUMN IF NOT EXISTS method text NOT NULL DEFAULT '';
+ALTER TABLE run402_meta.siwx_nonces ADD COLUMN IF NOT EXISTS path text NOT NULL DEFAULT '';
+ALTER TABLE run402_meta.siwx_nonces ADD COLUMN IF NOT EXISTS uses integer NOT NULL DEFAULT 1;
 
 CREATE SEQUENCE IF NOT EXISTS run402_meta.schema_slot_seq;
 
