@@ -73,16 +73,21 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 0
 
     from run402_cli import output
+    from run402_cli.config import Settings
     from run402_cli.errors import Informational, Run402Error, from_click_error
 
     try:
+        settings = Settings()
+        if not _asks_for_help(args):  # help stays readable whatever the environment says
+            for warning in settings.check_env():
+                output.progress({"level": "warning", "message": warning})
         import typer
         from typer._click import exceptions as cx
 
         app = build_app()
         command = typer.main.get_command(app)
         try:
-            result = command.main(args=args, prog_name="run402", standalone_mode=False)
+            result = command.main(args=args, prog_name="run402", standalone_mode=False, obj=settings)
         except typer.Abort:
             raise Run402Error("Aborted.", code="ABORTED") from None
         except cx.NoArgsIsHelpError as exc:
@@ -105,6 +110,14 @@ def run(argv: Sequence[str] | None = None) -> int:
             Run402Error(f"{type(exc).__name__}: {exc}", code="INTERNAL_ERROR").to_envelope()
         )
         return 1
+
+
+def _asks_for_help(args: list[str]) -> bool:
+    """`run402` and anything with -h/--help before a `--` only print help."""
+    if not args:
+        return True
+    head = args[: args.index("--")] if "--" in args else args
+    return "--help" in head or "-h" in head
 
 
 def main() -> None:

@@ -52,8 +52,8 @@ def now_iso() -> str:
 
 @dataclass
 class Settings:
-    """What the environment says, read once per invocation; validated only when used, so
-    `--help` and purely local commands never fail on a bad RUN402_API_BASE."""
+    """What the environment says, read once per invocation. `check_env()` validates the API
+    bases at start-up (the CLI calls it before any command but help and --version)."""
 
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     warnings: list[str] = field(default_factory=list)
@@ -80,6 +80,18 @@ class Settings:
     def api_base(self) -> str:
         return _validated_base(self.env, "RUN402_API_BASE", DEFAULT_API_BASE, self.warnings)
 
+    @property
+    def deploy_api_base(self) -> str:
+        """Where deploy traffic (`/apply/v1`, `/content/v1`) goes: RUN402_DEPLOY_API_BASE, else
+        the API base."""
+        return _validated_base(self.env, "RUN402_DEPLOY_API_BASE", self.api_base, self.warnings)
+
+    def check_env(self) -> list[str]:
+        """Validate RUN402_API_BASE and RUN402_DEPLOY_API_BASE now: BAD_ENV naming the variable
+        and its value on a bad one; the warnings for set-but-empty ones are returned."""
+        self.deploy_api_base  # reads (and validates) the API base too
+        return self.warnings
+
     def keystore(self) -> Keystore:
         return Keystore(self.projects_path)
 
@@ -96,13 +108,19 @@ def _validated_base(env: Mapping[str, str], name: str, default: str, warnings: l
         if msg not in warnings:
             warnings.append(msg)
         return default
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 -- raises on a port that is not 0..65535
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        usable = False
+    if not usable or any(c.isspace() or not c.isprintable() for c in raw):
+        shown = re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", raw)  # never echo a password in a URL
         raise LocalError(
-            f"{name} must be an http(s) URL, got {raw!r}",
+            f"{name} must be an http(s) URL, got {shown!r}",
             code="BAD_ENV",
             hint=f"Set {name} to e.g. https://api.run402.com or http://127.0.0.1:4020 (no trailing slash)",
-            details={"variable": name},
+            details={"variable": name, "value": shown},
         )
     return raw
 

@@ -56,6 +56,9 @@ class Client:
     ) -> None:
         self.settings = settings
         self.base = base or settings.api_base
+        # Deploy traffic (/apply/v1, /content/v1) may go elsewhere: RUN402_DEPLOY_API_BASE.
+        redirected = base is None and bool(settings.env.get("RUN402_DEPLOY_API_BASE"))
+        self.deploy_base = settings.deploy_api_base if redirected else self.base
         self._transport = transport
         self._http: httpx.Client | None = None
         self._allowance: Allowance | None | bool = False  # False = not read yet

@@ -106,6 +106,7 @@ def _key(anon_key: str | None) -> dict[str, str]:
 
 
 def _call(client: Client, method: str, path: str, **kw: Any) -> Any:
+    kw.setdefault("base", client.deploy_base)
     try:
         return client.request(method, path, **kw)
     except ApiError as err:

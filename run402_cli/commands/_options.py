@@ -86,13 +86,7 @@ def settings(ctx: typer.Context | None = None) -> Settings:
 def client(ctx: typer.Context | None = None) -> Client:
     from run402_cli.api.client import Client
 
-    s = settings(ctx)
-    c = Client(s)
-    base = s.api_base  # validates RUN402_API_BASE now, before any request
-    for w in s.warnings:
-        output.progress({"level": "warning", "message": w})
-    del base
-    return c
+    return Client(settings(ctx))  # the environment was checked at start-up (app.run)
 
 
 def parse_json_flag(flag: str, value: str, *, expect: type | None = None) -> Any:

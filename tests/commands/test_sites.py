@@ -393,3 +393,17 @@ def test_parse_sites_deploy(cli, offline, monkeypatch, tmp_path):
     assert cli("sites", "deploy", "--quiet", input='{"files":[{"file":"x.html","data":"X"}]}').code == 0
     assert calls[0].files == {"a.html": b"A", "b.bin": b"\xff\x00"} and calls[0].project_id == "prj_1_2"
     assert calls[1].files == {"x.html": b"X"} and calls[1].quiet is True and calls[1].project_id == "prj_1_1"
+
+
+def test_deploy_traffic_follows_run402_deploy_api_base(cli, api, tmp_path, monkeypatch):
+    """RUN402_DEPLOY_API_BASE takes /apply/v1 and /content/v1 elsewhere; the rest stays on
+    RUN402_API_BASE (here a port nobody listens on)."""
+    provisioned(cli)
+    root = tmp_path / "s"
+    for i in range(5):
+        write(root, f"p{i}.html", f"<p>{i}</p>".encode())
+    monkeypatch.setenv("RUN402_API_BASE", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("RUN402_DEPLOY_API_BASE", api.api_base)
+    body = deployed(cli("sites", "deploy-dir", str(root), "--quiet"))
+    assert fetch(body["url"], "/p3.html").content == b"<p>3</p>"
+    usage_error(cli("projects", "schema"), "NETWORK_ERROR")
