@@ -84,8 +84,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         import typer
         from typer._click import exceptions as cx
 
-        app = build_app()
-        command = typer.main.get_command(app)
+        from run402_cli.help import apply_layout
+
+        command = apply_layout(typer.main.get_command(build_app()))
         try:
             result = command.main(args=args, prog_name="run402", standalone_mode=False, obj=settings)
         except typer.Abort:

@@ -14,6 +14,7 @@ from contextlib import redirect_stderr, redirect_stdout
 import pytest
 
 from run402_cli.app import run
+from run402_cli.help import split_doc
 from tests._devtools import load_script
 
 _docs = load_script("gen_docs")
@@ -40,8 +41,29 @@ def test_help_exits_0_on_stdout(path: tuple[str, ...]) -> None:
     with redirect_stdout(out), redirect_stderr(err):
         code = run([*path, "--help"])
     assert code == 0, err.getvalue()
-    assert out.getvalue().startswith("Usage: run402"), out.getvalue()
     assert err.getvalue() == ""
+    name = " ".join(("run402", *path))
+    text = out.getvalue()
+    # the layout agents read (as the official CLI's): the first line names the command and
+    # what it does, then the usage; examples last, copied as written
+    first, _, rest = text.partition("\n")
+    assert first.startswith(f"{name} — ") and len(first) > len(name) + 5, first
+    assert rest.startswith(f"\nUsage:\n  {name} "), rest[:200]
+    examples = text.split("\nExamples:\n", 1)[1].splitlines()
+    assert examples and all(line.startswith("  ") and len(line) > 2 for line in examples), examples
+    node = next(n for n in NODES if n.path[1:] == path)
+    if node.children:  # a group lists every subcommand with its whole first sentence
+        listing = text.split("Commands:\n" if not path else "Subcommands:\n", 1)[1]
+        listing = listing.split("\n\n", 1)[0]
+        flat = " ".join(listing.split())
+        for child in node.children:
+            assert f"\n  {child} " in "\n" + listing, child
+            summary = split_doc(next(n for n in NODES if n.path[1:] == (*path, child)).doc)[0]
+            assert f"{child} {summary}" in flat, (child, summary)  # never cut short
+    else:
+        for line in node.doc.splitlines():
+            if line.startswith("Example:"):
+                assert "  " + line[len("Example:"):].strip() in examples
 
 
 @pytest.mark.parametrize("node", LEAVES, ids=[n.name for n in LEAVES])

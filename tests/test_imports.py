@@ -85,7 +85,7 @@ import contextlib, io, json, sys
 from run402_cli.app import run
 with contextlib.redirect_stdout(io.StringIO()) as out:
     code = run({argv!r})
-assert code == 0 and out.getvalue().startswith("Usage:"), (code, out.getvalue())
+assert code == 0 and "\\nUsage:\\n  run402" in out.getvalue(), (code, out.getvalue())
 print(json.dumps(sorted(sys.modules)))
 """
 

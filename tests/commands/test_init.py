@@ -224,7 +224,7 @@ def test_parse_explicit_x402(cli, monkeypatch):
 
 def test_help_touches_nothing(cli, isolated_config):
     res = cli("init", "--help")
-    assert res.code == 0 and "Example: run402 init" in res.stdout
+    assert res.code == 0 and "\nExamples:\n  run402 init" in res.stdout
     assert not isolated_config.exists()
 
 

@@ -96,7 +96,7 @@ def test_help_exits_zero_without_touching_anything(cli, isolated_config):
     for args in (["service", "--help"], ["service", "health", "-h"], ["service", "status", "--help"]):
         res = cli(*args)
         assert res.code == 0
-        assert "Example:" in res.stdout or args == ["service", "--help"]
+        assert "\nExamples:\n  run402 service" in res.stdout
     assert not isolated_config.exists()
 
 
@@ -117,8 +117,8 @@ MY_COMMANDS = [
 def test_every_command_has_help_with_an_example(cli, isolated_config, command):
     res = cli(*command, "--help")
     assert res.code == 0 and res.stderr == ""
-    example = [ln.strip() for ln in res.stdout.splitlines() if ln.strip().startswith("Example:")]
-    assert example and example[0].startswith("Example: run402 " + command[0])
+    examples = res.stdout.split("\nExamples:\n", 1)[1].splitlines()
+    assert examples and examples[0].startswith("  run402 " + command[0])
     assert cli(*command, "-h").stdout == res.stdout
     assert not isolated_config.exists()
 
