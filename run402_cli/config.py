@@ -103,7 +103,7 @@ def _validated_base(env: Mapping[str, str], name: str, default: str, warnings: l
     raw = env.get(name)
     if raw is None:
         return default
-    if raw.strip() == "":
+    if raw == "":  # set but empty (a templating slip): warn, use the default. Blank is malformed.
         msg = f"{name} is set but empty; using {default}"
         if msg not in warnings:
             warnings.append(msg)

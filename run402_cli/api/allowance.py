@@ -1,5 +1,5 @@
 """Faucet and billing-account endpoints used by `init`, `status` and `allowance`.
-None of them needs wallet auth; wallets are lowercased in URLs/bodies."""
+None of them needs wallet auth; wallets are lowercased in URLs."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ __all__ = ["billing_account", "billing_history", "faucet"]
 
 def faucet(client: Client, address: str) -> Any:
     """`POST /faucet/v1 {address}` -> `{transaction_hash, amount_usd_micros, token, network}`.
-    The address is lowercased, as the official client sends wallets."""
+    The address goes as the allowance stores it (EIP-55 or lowercase), as the official client
+    sends it; the API compares addresses case-insensitively."""
     return client.request(
-        "POST", "/faucet/v1", json={"address": address.lower()}, wallet_auth=False,
+        "POST", "/faucet/v1", json={"address": address}, wallet_auth=False,
         context="requesting faucet funds",
     )
 

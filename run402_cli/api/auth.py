@@ -1,12 +1,11 @@
 """Project end-user auth administration: `/auth/v1/*` and
 the promote/demote admin calls.
 
-Every `/auth/v1` call carries the project key in `apikey` and never SIWX. Calls that need the
-service key (creating users, settings, invite links) send it in both `apikey` and
-`Authorization`: the official client sends `apikey: <anon>` there, but a gateway that
-identifies the caller by `apikey` first (the local one does) must see the service key, and
-the service key is as valid an apikey as the anon key. Promote/demote are control-plane
-admin calls: Bearer service key, no apikey.
+Every `/auth/v1` call carries the anon key in `apikey` and never SIWX, with the credential in
+`Authorization: Bearer`: the service key where one is needed (creating users, settings, invite
+links), a user's access token (set-password), else the anon key again — the official client's
+headers (a gateway reads the Bearer first on service-key routes; the local one does).
+Promote/demote are control-plane admin calls: Bearer service key, no apikey.
 """
 
 from __future__ import annotations
@@ -28,11 +27,11 @@ __all__ = [
 ]
 
 
-def _auth(client: Client, method: str, path: str, key: str, *, bearer: str | None = None,
+def _auth(client: Client, method: str, path: str, anon_key: str, *, bearer: str | None = None,
           json: Any = None, params: dict[str, Any] | None = None, context: str) -> Any:
     return client.request(
-        method, "/auth/v1" + path, json=json, params=params, headers={"apikey": key},
-        bearer=bearer or key, wallet_auth=False, context=context,
+        method, "/auth/v1" + path, json=json, params=params, headers={"apikey": anon_key},
+        bearer=bearer or anon_key, wallet_auth=False, context=context,
     )
 
 
@@ -40,13 +39,14 @@ def _drop_none(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
-def magic_link(client: Client, key: str, email: str, redirect_url: str,
-               intent: str | None = None, client_state: str | None = None) -> Any:
-    """`POST /auth/v1/magic-link {email, redirect_url, intent?, client_state?}`. `key` is the
-    anon key, or the service key for `intent="invite"` (a trusted invite). The link is mailed
-    (on the local gateway: into the project's mailbox); the body is not meaningful."""
+def magic_link(client: Client, anon_key: str, email: str, redirect_url: str,
+               intent: str | None = None, client_state: str | None = None, *,
+               service_key: str | None = None) -> Any:
+    """`POST /auth/v1/magic-link {email, redirect_url, intent?, client_state?}`. A trusted
+    invite (`intent="invite"`) needs the service key as Bearer. The link is mailed (on the
+    local gateway: into the project's mailbox); the body is not meaningful."""
     return _auth(
-        client, "POST", "/magic-link", key,
+        client, "POST", "/magic-link", anon_key, bearer=service_key,
         json=_drop_none({"email": email, "redirect_url": redirect_url, "intent": intent,
                          "client_state": client_state}),
         context="requesting magic link",
@@ -62,16 +62,16 @@ def verify(client: Client, anon_key: str, token: str) -> Any:
     )
 
 
-def create_user(client: Client, service_key: str, email: str, *, is_admin: bool | None = None,
-                send_invite: bool = False, redirect_url: str | None = None,
-                client_state: str | None = None) -> Any:
+def create_user(client: Client, anon_key: str, service_key: str, email: str, *,
+                is_admin: bool | None = None, send_invite: bool = False,
+                redirect_url: str | None = None, client_state: str | None = None) -> Any:
     """`POST /auth/v1/admin/users` (service key): create or update a user ->
-    `{id, email, is_admin, email_verified_at, created, invite_sent}`."""
-    body = _drop_none({"email": email, "is_admin": is_admin, "redirect_url": redirect_url,
-                       "client_state": client_state})
-    if send_invite:
-        body["send_invite"] = True
-    return _auth(client, "POST", "/admin/users", service_key, json=body, context="creating user")
+    `{id, email, is_admin, email_verified_at, created, invite_sent}`. `send_invite` is always
+    sent, false included, as the official client does."""
+    body = _drop_none({"email": email, "is_admin": is_admin, "send_invite": send_invite,
+                       "redirect_url": redirect_url, "client_state": client_state})
+    return _auth(client, "POST", "/admin/users", anon_key, bearer=service_key, json=body,
+                 context="creating user")
 
 
 def set_password(client: Client, anon_key: str, access_token: str, new_password: str,
@@ -85,11 +85,12 @@ def set_password(client: Client, anon_key: str, access_token: str, new_password:
     )
 
 
-def settings(client: Client, service_key: str, patch: dict[str, Any]) -> Any:
+def settings(client: Client, anon_key: str, service_key: str, patch: dict[str, Any]) -> Any:
     """`PATCH /auth/v1/settings` (service key) with any of `allow_password_set`,
     `preferred_sign_in_method` (may be null), `public_signup`,
     `require_passkey_for_project_admin` -> the full settings object."""
-    return _auth(client, "PATCH", "/settings", service_key, json=patch, context="updating auth settings")
+    return _auth(client, "PATCH", "/settings", anon_key, bearer=service_key, json=patch,
+                 context="updating auth settings")
 
 
 def providers(client: Client, anon_key: str) -> Any:

@@ -92,9 +92,10 @@ def run_magic_link(opts: MagicLinkOptions, ctx: typer.Context) -> None:
     from run402_cli.api import auth
 
     _, entry = resolve_project(ctx, opts.project_id)
-    key = entry["service_key"] if opts.intent == "invite" else entry["anon_key"]
+    service_key = entry["service_key"] if opts.intent == "invite" else None  # a trusted invite
     with client(ctx) as c:
-        auth.magic_link(c, key, opts.email, opts.redirect, opts.intent, opts.state)
+        auth.magic_link(c, entry["anon_key"], opts.email, opts.redirect, opts.intent, opts.state,
+                        service_key=service_key)
     output.emit(
         {"status": "ok", "email": opts.email, "redirect_url": opts.redirect,
          "intent": opts.intent or "signin"},
@@ -176,8 +177,8 @@ def run_create_user(opts: CreateUserOptions, ctx: typer.Context) -> None:
     _, entry = resolve_project(ctx, opts.project_id)
     with client(ctx) as c:
         data = auth.create_user(
-            c, entry["service_key"], opts.email, is_admin=opts.admin, send_invite=opts.invite,
-            redirect_url=opts.redirect, client_state=opts.state,
+            c, entry["anon_key"], entry["service_key"], opts.email, is_admin=opts.admin,
+            send_invite=opts.invite, redirect_url=opts.redirect, client_state=opts.state,
         )
     output.emit({"status": "ok", **(data if isinstance(data, dict) else {"result": data})}, compact=True)
 
@@ -300,7 +301,7 @@ def run_settings(opts: SettingsOptions, ctx: typer.Context) -> None:
     _, entry = resolve_project(ctx, opts.project_id)
     patch = dict(opts.patch)
     with client(ctx) as c:
-        data = auth.settings(c, entry["service_key"], patch)
+        data = auth.settings(c, entry["anon_key"], entry["service_key"], patch)
     output.emit({"status": "ok", **patch, **(data if isinstance(data, dict) else {})}, compact=True)
 
 
