@@ -21,7 +21,11 @@ function isLoopback(hostname) {
 async function ledgerMicros(address) {
   const base = process.env.RUN402_API_BASE;
   if (!base) return 0n;
-  const res = await realFetch(`${base}/billing/v1/accounts/${address.toLowerCase()}`);
+  // The header marks this as the mock's own read, so a recording stand-in of the API
+  // (recording_server.py) can tell it from the CLI's requests.
+  const res = await realFetch(`${base}/billing/v1/accounts/${address.toLowerCase()}`, {
+    headers: { "x-offline-chain-mock": "ledger-read" },
+  });
   if (res.status === 404) return 0n;
   const body = await res.json();
   return BigInt(body.available_usd_micros ?? 0);

@@ -149,11 +149,14 @@ def reference_cli() -> Path:
 
 def run_reference(args: list[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None,
                   input: str | None = None, timeout: float = 120) -> RefResult:
-    """Run the official CLI on `args` with `env` (default: this process's), offline."""
+    """Run the official CLI on `args` with `env` (default: this process's), offline;
+    `input`, when given, is piped to its stdin."""
     base_env = dict(os.environ if env is None else env)
     preload = f"--import={_OFFLINE_CHAIN.as_uri()}"
     base_env["NODE_OPTIONS"] = (base_env.get("NODE_OPTIONS", "") + " " + preload).strip()
+    # No input: stdin is /dev/null, as for a CI step; an empty pipe would be read as a
+    # manifest on stdin by the commands that accept one.
+    stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
     proc = subprocess.run(["node", str(reference_cli()), *args], env=base_env, cwd=cwd,
-                          input=input if input is not None else "", capture_output=True,
-                          text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, **stdin)
     return RefResult(proc.returncode, proc.stdout, proc.stderr)
