@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from run402_cli.wire.errors import ENVELOPE_FIELDS, PAYMENT_REQUIRED, read_error
+
 __all__ = [
     "ApiError",
     "Informational",
@@ -34,14 +36,6 @@ __all__ = [
     "UsageError",
     "from_click_error",
 ]
-
-# Fields copied from the error object into an API error envelope when the body lacks them,
-# in this order: the official CLI fills them the same way after merging the body in.
-_FILL_FIELDS = (
-    "message", "code", "category", "retryable", "safe_to_retry", "mutation_state", "trace_id",
-    "details", "next_actions",
-)
-
 
 class Run402Error(Exception):
     code = "BAD_USAGE"
@@ -123,19 +117,16 @@ class ApiError(Run402Error):
     def __init__(self, status: int, body: Any, *, context: str = "") -> None:
         self.http = status
         self.body = body
-        text = None
-        if isinstance(body, dict):
-            text = body.get("message") or body.get("error")
-        text = str(text) if text else self._fallback
+        said = read_error(body)
+        text = said.message or self._fallback
         suffix = "" if status == 402 else f" (HTTP {status})"
         message = f"{text} while {context}{suffix}" if context else f"{text}{suffix}"
         super().__init__(message)
-        if isinstance(body, dict):
-            # Envelope fields from the body override the defaults, as in the official SDK.
-            if isinstance(body.get("retryable"), bool):
-                self.retryable = body["retryable"]
-            if isinstance(body.get("code"), str):
-                self.code = body["code"]
+        # Envelope fields from the body override the defaults, as in the official SDK.
+        if said.retryable is not None:
+            self.retryable = said.retryable
+        if said.code is not None:
+            self.code = said.code
 
     def to_envelope(self) -> dict[str, Any]:
         env: dict[str, Any] = {"status": "error", "http": self.http}
@@ -155,7 +146,8 @@ class ApiError(Run402Error):
             "next_actions": self.next_actions,
             "trace_id": None,
         }
-        for key in _FILL_FIELDS:
+        # the official CLI fills missing fields the same way, in this order, after the body
+        for key in ENVELOPE_FIELDS:
             if key not in env and defaults.get(key) is not None:
                 env[key] = defaults[key]
         if self.hint and "hint" not in env:
@@ -165,7 +157,7 @@ class ApiError(Run402Error):
 
 
 class PaymentRequired(ApiError):
-    code = "PAYMENT_REQUIRED"
+    code = PAYMENT_REQUIRED
     category = "payment_required"
     _fallback = "Payment required"
 

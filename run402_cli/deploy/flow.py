@@ -43,6 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 from run402_cli.deploy.secrets_filter import skipped_secrets_event
 from run402_cli.deploy.spec import MANIFEST_CONTENT_TYPE, Content, Release, manifest_upload_size
 from run402_cli.errors import ApiError, LocalError, NetworkError, Run402Error
+from run402_cli.wire.errors import BASE_RELEASE_CONFLICT, INTERNAL_ERROR, MISSING_REQUIRED_SECRET
 
 __all__ = [
     "DeployError",
@@ -182,7 +183,7 @@ def normalize_plan(raw: Any, client_warnings: Iterable[Mapping[str, Any]] = ()) 
 
 def blocking_warnings(warnings: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [w for w in warnings
-            if w.get("requires_confirmation") is True or w.get("code") == "MISSING_REQUIRED_SECRET"]
+            if w.get("requires_confirmation") is True or w.get("code") == MISSING_REQUIRED_SECRET]
 
 
 def _gate(plan: Mapping[str, Any], allow_all: bool, allowed: tuple[str, ...]) -> None:
@@ -193,7 +194,7 @@ def _gate(plan: Mapping[str, Any], allow_all: bool, allowed: tuple[str, ...]) ->
     if not unack:
         return
     codes = sorted({str(w.get("code")) for w in unack})
-    first = "MISSING_REQUIRED_SECRET" if "MISSING_REQUIRED_SECRET" in codes else str(unack[0].get("code"))
+    first = MISSING_REQUIRED_SECRET if MISSING_REQUIRED_SECRET in codes else str(unack[0].get("code"))
     raise DeployError(
         first,
         f"Deploy plan returned warnings that require confirmation: {', '.join(codes)}",
@@ -390,7 +391,7 @@ def _is_terminal(snapshot: Mapping[str, Any]) -> bool:
 
 def _ready(snapshot: Mapping[str, Any], release: Release | None, emit: EventSink) -> dict[str, Any]:
     if not snapshot.get("release_id") or not isinstance(snapshot.get("urls"), dict):
-        raise DeployError("INTERNAL_ERROR", "The gateway reported ready without release_id and urls",
+        raise DeployError(INTERNAL_ERROR, "The gateway reported ready without release_id and urls",
                           body={"operation_id": snapshot.get("operation_id")})
     event: dict[str, Any] = {"type": "ready", "releaseId": snapshot["release_id"], "urls": snapshot["urls"]}
     if release is not None and release.slice_kinds:
@@ -448,7 +449,7 @@ def poll_operation(client: Any, anon_key: str | None, operation_id: str, *, emit
         elapsed = clock() - started
         if elapsed >= timeout:
             raise DeployError(
-                "INTERNAL_ERROR",
+                INTERNAL_ERROR,
                 f"Timed out waiting for deploy operation {operation_id} (last status {status})",
                 body={"operation_id": operation_id, "phase": status},
                 retryable=True, safe_to_retry=True, http=504,
@@ -565,7 +566,7 @@ def apply(
             return outcome
         except Run402Error as err:
             code, safe = _error_code_and_safety(err)
-            if code != "BASE_RELEASE_CONFLICT" or not safe or not release.base_is_current:
+            if code != BASE_RELEASE_CONFLICT or not safe or not release.base_is_current:
                 raise
             if attempt > max_retries:
                 extra = {"attempts": attempt, "max_retries": max_retries, "last_retry_code": code}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from run402_cli.deploy.flow import DeployError
+from run402_cli.wire.errors import MISSING_REQUIRED_SECRET
 
 __all__ = ["ROUTE_WARNING_GUIDANCE", "enhance_warning_error"]
 
@@ -81,12 +82,12 @@ def enhance_warning_error(err: DeployError, *, command: str = "run402 deploy app
         return err
     codes = [w.get("code") for w in warnings if isinstance(w, dict)]
     route_code = next((c for c in codes if c in ROUTE_WARNING_GUIDANCE), None)
-    affected = [a for w in warnings if isinstance(w, dict) and w.get("code") == "MISSING_REQUIRED_SECRET"
+    affected = [a for w in warnings if isinstance(w, dict) and w.get("code") == MISSING_REQUIRED_SECRET
                 for a in (w.get("affected") or [])]
-    if route_code and err.code != "MISSING_REQUIRED_SECRET":
+    if route_code and err.code != MISSING_REQUIRED_SECRET:
         hint, actions = ROUTE_WARNING_GUIDANCE[route_code]
         next_actions: list[Any] = list(actions)
-    elif err.code == "MISSING_REQUIRED_SECRET":
+    elif err.code == MISSING_REQUIRED_SECRET:
         hint = ("Set the missing secret values with `run402 secrets set`, then retry deploy apply. "
                 "Use --allow-warnings only after explicit review.")
         next_actions = []

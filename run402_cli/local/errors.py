@@ -11,11 +11,12 @@ raised its own 4xx GatewayError while handling it."""
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+from run402_cli.wire.errors import INTERNAL_ERROR, error_body
 
 __all__ = [
     "DatabaseUnavailable", "GatewayError", "database_unreachable", "error_response",
@@ -55,19 +56,9 @@ class GatewayError(Exception):
         self.extra = extra or {}
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.message, "message": self.message, "code": self.code}
-        if self.category:
-            body["category"] = self.category
-        body["retryable"] = self.retryable
-        body["safe_to_retry"] = self.safe_to_retry
-        if self.hint:
-            body["hint"] = self.hint
-        if self.details is not None:
-            body["details"] = self.details
-        body["next_actions"] = self.next_actions
-        body.update(self.extra)
-        body["trace_id"] = "trc_" + secrets.token_hex(8)
-        return body
+        return error_body(self.message, self.code, category=self.category, retryable=self.retryable,
+                          safe_to_retry=self.safe_to_retry, hint=self.hint, details=self.details,
+                          next_actions=self.next_actions, extra=self.extra)
 
 
 class DatabaseUnavailable(GatewayError):
@@ -168,17 +159,6 @@ async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
         return await handle_gateway_error(request, exc)
     if database_unreachable(exc):
         return _log_unavailable(request, _unavailable(request, exc), exc)
-    trace = "trc_" + secrets.token_hex(8)
-    log.exception("unhandled error %s on %s %s", trace, request.method, request.url.path)
-    return JSONResponse(
-        {
-            "error": "Internal error",
-            "message": "Internal error",
-            "code": "INTERNAL_ERROR",
-            "retryable": True,
-            "safe_to_retry": False,
-            "next_actions": [],
-            "trace_id": trace,
-        },
-        status_code=500,
-    )
+    body = error_body("Internal error", INTERNAL_ERROR, retryable=True, safe_to_retry=False)
+    log.exception("unhandled error %s on %s %s", body["trace_id"], request.method, request.url.path)
+    return JSONResponse(body, status_code=500)

@@ -10,4 +10,6 @@ modules; neither re-implements them, and each rule is tested once.
   keys, locales) the CLI checks before sending and the gateway before trusting.
 - `content_types`: a release file's content type from its extension.
 - `times`: timestamps as the API writes them.
+- `errors`: the error envelope a non-2xx answer carries (written by the gateway, read by the
+  CLI) and the error codes a client branches on.
 """

@@ -21,6 +21,7 @@ from run402_cli.local.control.x402 import (
     requirement,
     verify_payment,
 )
+from run402_cli.wire.errors import PAYMENT_REQUIRED
 
 __all__ = ["balance", "charge", "credit", "ensure_account", "micros_to_usd"]
 
@@ -82,7 +83,7 @@ def charge(
     req = requirement(amount_micros=amount, pay_to=ctx.treasury_address)
     header = payment_header(request.headers)
     if not header:
-        raise _payment_error(request, req, "PAYMENT_REQUIRED",
+        raise _payment_error(request, req, PAYMENT_REQUIRED,
                              f"Payment required: {micros_to_usd(amount)} test USDC", description)
     try:
         paid = verify_payment(header, requirement=req)

@@ -41,6 +41,7 @@ from run402_cli.local.errors import GatewayError
 from run402_cli.local.data.expose import apply_manifest, custom_policies_of, introspect_catalog, run_custom_policies
 from run402_cli.local.data.expose_validate import validate as validate_expose
 from run402_cli.local.data.tenant_sql import SqlRefused, screen, tenant_session
+from run402_cli.wire.errors import BASE_RELEASE_CONFLICT, MISSING_REQUIRED_SECRET
 
 __all__: list[str] = []  # handlers only: local/routes.py lists them
 
@@ -101,7 +102,7 @@ class _Run:
         current = active[0] if active else None
         if current != self.plan["base_release_id"]:
             raise _Failed(self.error(
-                "BASE_RELEASE_CONFLICT", "Another deploy activated a release after this operation was planned.",
+                BASE_RELEASE_CONFLICT, "Another deploy activated a release after this operation was planned.",
                 "apply", retryable=True, safe_to_retry=True, resource="release",
                 details={"base_release_id": self.plan["base_release_id"], "active_release_id": current},
                 next_actions=[{"action": "replan"}]))
@@ -111,7 +112,7 @@ class _Run:
             raise _Failed(self.error(exc.code, exc.message, "validate", details=exc.details or {},
                                      next_actions=exc.next_actions)) from None
         if t.missing_secrets:
-            raise _Failed(self.error("MISSING_REQUIRED_SECRET", f"Required secret(s) not set: "
+            raise _Failed(self.error(MISSING_REQUIRED_SECRET, f"Required secret(s) not set: "
                                      f"{', '.join(t.missing_secrets)}", "validate", resource="secrets",
                                      details={"missing": t.missing_secrets},
                                      next_actions=[{"action": "set_secret", "keys": t.missing_secrets}]))
@@ -219,7 +220,7 @@ class _Run:
             row = conn.execute("SELECT release_id FROM run402_meta.active_releases WHERE project_id = %s FOR UPDATE",
                                (pid,)).fetchone()
             if (row[0] if row else None) != self.plan["base_release_id"]:
-                raise GatewayError(409, "BASE_RELEASE_CONFLICT", "The active release changed during the commit")
+                raise GatewayError(409, BASE_RELEASE_CONFLICT, "The active release changed during the commit")
             if "expose" in spec.get("database", {}):
                 apply_manifest(conn, self.project, spec["database"]["expose"])
             if t.secret_deletes:

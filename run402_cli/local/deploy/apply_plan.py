@@ -31,6 +31,7 @@ from run402_cli.local.context import GatewayContext
 from run402_cli.local.deploy.deploy_common import add_event, canonical_json, new_id, read_json
 from run402_cli.local.errors import GatewayError
 from run402_cli.local.data.expose_validate import validate as validate_expose
+from run402_cli.wire.errors import BASE_RELEASE_CONFLICT, MISSING_REQUIRED_SECRET
 
 __all__ = ["Target", "compute_target"]
 
@@ -48,7 +49,7 @@ class Target:
 
 
 def _conflict(message: str, **details: Any) -> GatewayError:
-    return GatewayError(409, "BASE_RELEASE_CONFLICT", message, category="deploy", retryable=False,
+    return GatewayError(409, BASE_RELEASE_CONFLICT, message, category="deploy", retryable=False,
                         safe_to_retry=False, details=details, extra={"phase": "plan", "resource": "release"})
 
 
@@ -138,7 +139,7 @@ def _warnings(t: Target) -> list[dict[str, Any]]:
         out.append({"code": "FIRST_DEPLOY", "severity": "info", "requires_confirmation": False,
                     "message": "This is the project's first release."})
     if t.missing_secrets:
-        out.append({"code": "MISSING_REQUIRED_SECRET", "severity": "high", "requires_confirmation": True,
+        out.append({"code": MISSING_REQUIRED_SECRET, "severity": "high", "requires_confirmation": True,
                     "message": f"Required secret(s) not set: {', '.join(t.missing_secrets)}. The commit will fail "
                                "until they are set (run402 secrets set).",
                     "affected": t.missing_secrets})
