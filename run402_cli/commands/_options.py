@@ -1,9 +1,11 @@
 """Pieces every command group shares: the strict command class, settings and client access,
-and JSON-flag parsing. Imports only stdlib, typer, output and errors at the top."""
+the `--project` option and its resolver, and the input readers (a JSON flag, a file flag, the
+one stdin rule). Imports only stdlib, typer, output and errors at the top."""
 
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING, Any, Callable
 
 import typer
@@ -17,8 +19,8 @@ if TYPE_CHECKING:
     from run402_cli.config import Settings
 
 __all__ = [
-    "StrictCommand", "client", "emit_service_key_call", "group", "parse_json_flag", "project_opt", "read_stdin_source",
-    "resolve_project", "settings",
+    "StrictCommand", "client", "emit_service_key_call", "group", "parse_json_flag", "project_opt",
+    "read_file_flag", "read_stdin_source", "resolve_project", "settings",
 ]
 
 
@@ -130,12 +132,59 @@ def emit_service_key_call(ctx: typer.Context, project_id: str | None,
         output.emit(call(c, pid, entry["service_key"]))
 
 
-def read_stdin_source() -> Callable[[], str] | None:
+def read_file_flag(path: str, flag: str, *, failure: str | None = None) -> tuple[str, str]:
+    """(text, absolute path) of the UTF-8 file a flag names (`~` expanded). A missing file is
+    FILE_NOT_FOUND, a directory or device NOT_A_FILE, anything else unreadable BAD_FLAG, each
+    with `field` and `details.flag/path`. With `failure` (e.g. "Failed to read manifest", as
+    the official `deploy apply` says), every one of them is BAD_USAGE "<failure>: <reason>"."""
+    import stat
+
+    full = os.path.abspath(os.path.expanduser(path))
+    details = {"flag": flag, "path": path}
+    try:
+        # stat first: opening a FIFO would wait for a writer that may never come
+        if not stat.S_ISREG(os.stat(full).st_mode):
+            raise IsADirectoryError(0, "not a regular file")
+        with open(full, encoding="utf-8") as fh:
+            return fh.read(), full
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        if failure is not None:
+            raise UsageError(f"{failure}: {reason}", details=details) from None
+        if isinstance(exc, FileNotFoundError):
+            raise UsageError(f"File not found: {path}", code="FILE_NOT_FOUND", field=flag,
+                             hint=f"Check that {flag} points to an existing file.",
+                             details=details) from None
+        if isinstance(exc, IsADirectoryError):
+            kind = "directory" if os.path.isdir(full) else "non-regular file"
+            raise UsageError(f"{flag} points to a {kind}: {path}", code="NOT_A_FILE", field=flag,
+                             details=details) from None
+        raise UsageError(f"Cannot read {flag} {path}: {reason}", code="BAD_FLAG", field=flag,
+                         details=details) from None
+
+
+def read_stdin_source(stream: Any = None) -> Callable[[], str] | None:
     """The one stdin rule of every command that can read its input from stdin: a reader when
-    stdin is a pipe or a redirected file (what the official CLI checks), else None — a
-    terminal or /dev/null is not input, and nothing is read until the reader is called."""
+    stdin is a pipe or a redirected file (what the official CLI checks with fstat), else None:
+    a terminal or /dev/null is not input. Nothing is read until the reader is called, so a
+    pipe nobody writes to never blocks a command that has another source. An in-memory stream
+    (tests) is a source iff it has something in it."""
+    import io
+    import stat
     import sys
 
-    from run402_cli.deploy.spec import stdin_source
-
-    return stdin_source(sys.stdin)
+    stream = sys.stdin if stream is None else stream
+    if stream is None:  # no stdin at all (a daemon, pythonw)
+        return None
+    try:
+        fd = stream.fileno()
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        text = stream.read()
+        return (lambda: text) if text else None
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return None
+    if not (stat.S_ISFIFO(mode) or stat.S_ISREG(mode)):
+        return None
+    return stream.read

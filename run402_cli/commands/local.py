@@ -77,12 +77,6 @@ def status() -> None:
     output.emit(supervisor.status(_local_dir()))
 
 
-@dataclass(frozen=True)
-class LogsOptions:
-    lines: int
-    services: tuple[str, ...]
-
-
 @app.command("logs")
 def logs(
     lines: int = typer.Option(50, "--lines", "-n", help="How many lines from the end of each log."),

@@ -87,7 +87,6 @@ class DeployDirOptions:
     walk: WalkResult
     quiet: bool = False
     dry_run: bool = False
-    confirm_prune: bool = False
 
 
 @app.command("deploy-dir")
@@ -137,8 +136,7 @@ def deploy_dir(
             details={"local_file_count": count, "threshold": SMALL_DIR_THRESHOLD, "dir": path},
         )
     run_deploy_dir(DeployDirOptions(path=path, project_id=project_id, anon_key=entry.get("anon_key"),
-                                    walk=walk, quiet=quiet, dry_run=dry_run,
-                                    confirm_prune=confirm_prune), ctx)
+                                    walk=walk, quiet=quiet, dry_run=dry_run), ctx)
 
 
 def run_deploy_dir(opts: DeployDirOptions, ctx: typer.Context) -> None:
@@ -202,8 +200,8 @@ def deploy(
     import os
 
     from run402_cli import config
-    from run402_cli.commands.deploy import read_stdin_source
-    from run402_cli.deploy.spec import legacy_site_files, read_manifest
+    from run402_cli.commands._options import read_file_flag, read_stdin_source
+    from run402_cli.deploy.spec import legacy_site_files
 
     if inherit:
         raise UsageError("--inherit is removed; the SDK now uploads only changed files automatically.",
@@ -213,7 +211,7 @@ def deploy(
     s = settings(ctx)
     project_id, entry = config.resolve_project(s, project)
     if manifest is not None:
-        raw, full = read_manifest(manifest)
+        raw, full = read_file_flag(manifest, "--manifest")
         manifest_dir: Optional[str] = os.path.dirname(full)
     else:
         reader = read_stdin_source()

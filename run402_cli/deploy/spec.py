@@ -55,11 +55,9 @@ __all__ = [
     "legacy_site_files",
     "manifest_upload_size",
     "normalize_manifest",
-    "read_manifest",
     "reject_unsafe_secrets",
     "site_release_from_bytes",
     "site_release_from_walk",
-    "stdin_source",
 ]
 
 CLI_DEPLOYABLE_KEYS = ("database", "site", "functions", "secrets", "subdomains", "routes", "checks", "i18n")
@@ -1011,55 +1009,3 @@ def manifest_upload_size(release: Release) -> int:
     if release.idempotency_key:
         body["idempotency_key"] = release.idempotency_key
     return len(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-
-
-
-# --- reading manifests --------------------------------------------------------------------
-
-
-def read_manifest(path: str, *, flag: str = "--manifest", file_codes: bool = True) -> tuple[str, str]:
-    """(text, absolute path) of a manifest file. Errors: FILE_NOT_FOUND / NOT_A_FILE with
-    `field`, or (file_codes=False, what `deploy apply` reports) BAD_USAGE "Failed to read
-    manifest"."""
-    full = os.path.abspath(os.path.expanduser(path))
-    try:
-        with open(full, encoding="utf-8") as fh:
-            return fh.read(), full
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        if not file_codes:
-            raise UsageError(f"Failed to read manifest: {reason}",
-                             details={"flag": flag, "path": path}) from None
-        if isinstance(exc, FileNotFoundError):
-            raise UsageError(f"File not found: {path}", code="FILE_NOT_FOUND", field=flag,
-                             hint=f"Check that {flag} points to an existing file.",
-                             details={"flag": flag, "path": path}) from None
-        if isinstance(exc, IsADirectoryError):
-            raise UsageError(f"{flag} points to a directory: {path}", code="NOT_A_FILE", field=flag,
-                             details={"flag": flag, "path": path}) from None
-        raise UsageError(f"Failed to read manifest: {reason}", field=flag,
-                         details={"flag": flag, "path": path}) from None
-
-
-def stdin_source(stream: Any) -> Callable[[], str] | None:
-    """A reader for stdin when it is a manifest source - a pipe or a redirected file, as the
-    official CLI decides with fstat - else None (a terminal, /dev/null). Nothing is read until
-    the reader is called, so a pipe nobody writes to never blocks a command that has another
-    source. An in-memory stream (tests) is a source iff it has something in it."""
-    import io
-    import stat
-
-    if stream is None:
-        return None
-    try:
-        fd = stream.fileno()
-    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
-        text = stream.read()
-        return (lambda: text) if text else None
-    try:
-        mode = os.fstat(fd).st_mode
-    except OSError:
-        return None
-    if not (stat.S_ISFIFO(mode) or stat.S_ISREG(mode)):
-        return None
-    return stream.read

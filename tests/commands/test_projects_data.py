@@ -202,7 +202,6 @@ def test_parse_validate_expose(cli, monkeypatch, tmp_path):
         data_cmd.ValidateExposeOptions(manifest_text="{}", project_id="prj_4_4", migration_sql=""),
         data_cmd.ValidateExposeOptions(
             manifest_text='{"a": 1}', project_id="prj_4_4", migration_sql="CREATE TABLE t (id int);",
-            migration_file=str(sql),
         ),
     ]
 

@@ -10,6 +10,7 @@ import typer
 from run402_cli import output
 from run402_cli.commands._options import client, project_opt, settings
 from run402_cli.commands.deploy._app import app
+from run402_cli.commands._options import read_file_flag
 from run402_cli.commands.deploy._shared import check_operation_id, read_stdin_source
 from run402_cli.errors import UsageError
 
@@ -71,7 +72,7 @@ def apply_(
     source = "manifest" if manifest_path is not None else ("spec" if spec_text is not None else "stdin")
     details: dict[str, Any] = {"source": source}
     if manifest_path is not None:
-        raw, full = specs.read_manifest(manifest_path, file_codes=False)
+        raw, full = read_file_flag(manifest_path, "--manifest", failure="Failed to read manifest")
         details["path"] = full
         base_dir = os.path.dirname(full)
     else:

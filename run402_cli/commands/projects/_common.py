@@ -8,12 +8,11 @@ starts with `prj_` is the project; otherwise the active project is used. Strict 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from run402_cli.commands._options import group, resolve_project
+from run402_cli.commands._options import group, read_file_flag, resolve_project
 from run402_cli.errors import Run402Error, UsageError
 
 __all__ = [
@@ -71,28 +70,6 @@ def split_project(args: Optional[list[str]], *, max_bare: int, usage: str) -> tu
             details={"argument": extra[:64]},
         )
     return project_id, positionals
-
-
-def read_file_flag(path: str, flag: str) -> str:
-    p = Path(path)
-    if not p.exists():
-        raise UsageError(
-            f"File not found: {path}", code="FILE_NOT_FOUND", field=flag,
-            hint=f"Check that {flag} points to an existing file.", details={"path": path},
-        )
-    if not p.is_file():
-        kind = "directory" if p.is_dir() else "non-regular file"
-        raise UsageError(
-            f"{flag} points to a {kind}: {path}", code="NOT_A_FILE", field=flag,
-            details={"path": path},
-        )
-    try:
-        return p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(
-            f"Cannot read {flag} {path}: {exc}", code="BAD_FLAG", field=flag,
-            details={"flag": flag, "path": path},
-        ) from None
 
 
 resolve = resolve_project  # the one resolver (commands/_options.py), under the name this group uses

@@ -278,7 +278,7 @@ def sql(
     parsed: Optional[list[Any]] = None
     if params is not None:
         parsed = parse_json_flag("--params", params, expect=list)
-    text = read_file_flag(file, "--file") if file is not None else (positionals[0] if positionals else "")
+    text = read_file_flag(file, "--file")[0] if file is not None else (positionals[0] if positionals else "")
     if not text.strip():
         raise UsageError(
             "Missing SQL query.", hint='Provide it inline (run402 projects sql "SELECT 1") '

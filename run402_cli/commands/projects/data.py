@@ -131,7 +131,7 @@ def apply_expose(
             "Provide either inline manifest JSON or --file <path>, not both.",
             hint="run402 projects apply-expose [id] --file manifest.json",
         )
-    raw = read_file_flag(file, "--file") if file is not None else (positionals[0] if positionals else "")
+    raw = read_file_flag(file, "--file")[0] if file is not None else (positionals[0] if positionals else "")
     if not raw.strip():
         raise UsageError("Missing manifest.", hint="Provide inline JSON or use --file <path>")
     try:
@@ -181,9 +181,7 @@ def run_get_expose(opts: GetExposeOptions, ctx: typer.Context) -> None:
 class ValidateExposeOptions:
     manifest_text: str
     project_id: Optional[str] = None
-    migration_sql: Optional[str] = None
-    file: Optional[str] = None
-    migration_file: Optional[str] = None
+    migration_sql: Optional[str] = None  # from --migration-sql or the --migration-file's text
 
 
 @app.command("validate-expose")
@@ -225,9 +223,9 @@ def validate_expose(
         )
     if migration_file is not None and migration_sql is not None:
         raise UsageError("Provide either --migration-file or --migration-sql, not both.")
-    raw = read_file_flag(file, "--file") if file is not None else inline
+    raw = read_file_flag(file, "--file")[0] if file is not None else inline
     migration = (
-        read_file_flag(migration_file, "--migration-file") if migration_file is not None else migration_sql
+        read_file_flag(migration_file, "--migration-file")[0] if migration_file is not None else migration_sql
     )
     if not raw and (stdin := read_stdin_source()) is not None:
         raw = stdin()
@@ -237,8 +235,7 @@ def validate_expose(
         )
     run_validate_expose(
         ValidateExposeOptions(
-            manifest_text=raw, project_id=project_id, migration_sql=migration, file=file,
-            migration_file=migration_file,
+            manifest_text=raw, project_id=project_id, migration_sql=migration,
         ),
         ctx,
     )
