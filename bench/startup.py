@@ -56,6 +56,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="run402-bench-") as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUN402_")}
         env.update(RUN402_CONFIG_DIR=os.path.join(tmp, "config"), RUN402_LOCAL_DIR=os.path.join(tmp, "local"))
+        # Bytecode as an installed package has it (pip compiles on install): with
+        # PYTHONDONTWRITEBYTECODE set, every run would time compiling the sources instead.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         cases = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "run402 --version": cli + ["--version"],

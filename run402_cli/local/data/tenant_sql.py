@@ -71,10 +71,12 @@ def tenant_session(ctx: Any, project: Any, *, connect_timeout: int = 2) -> Itera
     conn = psycopg.connect(ctx.conninfo(user=f"{slot}_sql", password=project.sql_password),
                            connect_timeout=connect_timeout, autocommit=True)
     try:
-        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(f"{slot}_owner")))
-        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(slot)))
-        for name, value in _pinned().items():
-            conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+        # one round trip: statements without parameters go as one simple query
+        setup = [sql.SQL("SET ROLE {}").format(sql.Identifier(f"{slot}_owner")),
+                 sql.SQL("SET search_path TO {}").format(sql.Identifier(slot))]
+        setup += [sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
+                  for name, value in _pinned().items()]
+        conn.execute(sql.SQL("; ").join(setup))
         conn.autocommit = False
         yield conn
     finally:
