@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit
@@ -46,6 +44,8 @@ _STALE_LOCK_SECONDS = 30.0
 
 def now_iso() -> str:
     """ISO-8601 with milliseconds and Z, as the Node client writes timestamps."""
+    from datetime import datetime, timezone  # here: every command imports this module
+
     now = datetime.now(timezone.utc)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
@@ -131,6 +131,8 @@ def _validated_base(env: Mapping[str, str], name: str, default: str, warnings: l
 def atomic_write_json(path: Path, data: Any, *, prefix: str) -> None:
     """Write `data` as 2-space JSON to `path`: temp file (0600) in the same dir, fsync, rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    import secrets  # here, not at import time (~5 ms every command would pay)
+
     tmp = path.parent / f".{prefix}.{secrets.token_hex(4)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
