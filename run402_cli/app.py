@@ -1,7 +1,9 @@
 """The root of the command tree, and the one place errors become output and exit codes.
 
 Start-up time matters (agents run many short commands): `--version` is answered before Typer
-is imported, and command modules import only stdlib, typer, `output` and `errors` at the top.
+is imported, and so is `--help` on any command path (from `help_text.py`, rendered ahead of time
+from this very tree by scripts/gen_docs.py; a test fails when it is stale). Command modules
+import only stdlib, typer, `output` and `errors` at the top.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Sequence
 
 from run402_cli import __version__
 
-__all__ = ["build_app", "main", "run"]
+__all__ = ["build_app", "click_command", "main", "run"]
 
 # name -> (module, help). Order here is the order of `run402 --help`.
 GROUPS: list[tuple[str, str]] = [
@@ -29,7 +31,9 @@ GROUPS: list[tuple[str, str]] = [
 ]
 
 
-def build_app():  # -> typer.Typer
+def build_app(only: str | None = None):  # -> typer.Typer
+    """The Typer app: every group, or with `only` (a name in GROUPS) that group alone, so a
+    command imports its own group's module and no other (`projects list` needs no deploy)."""
     import importlib
 
     import typer
@@ -57,6 +61,8 @@ def build_app():  # -> typer.Typer
             raise typer.Exit(0)
 
     for name, module in GROUPS:
+        if only is not None and name != only:
+            continue
         mod = importlib.import_module(module)
         if getattr(mod, "TOP_LEVEL", False):
             mod.register(app)  # `init`, `status`: commands, not groups
@@ -65,13 +71,58 @@ def build_app():  # -> typer.Typer
     return app
 
 
+def click_command(args: Sequence[str] = ()):  # -> click.Command
+    """The tree as the click command Typer builds, with our help layout: only the group
+    `args` starts with when it names one; else (no args, a root flag, a typo that wants
+    suggestions from every name) the whole tree."""
+    import typer
+
+    from run402_cli.help import apply_layout
+
+    first = args[0] if args else None
+    only = first if first in {name for name, _ in GROUPS} else None
+    return apply_layout(typer.main.get_command(build_app(only)))
+
+
+# Click wraps help to the terminal, at most 78 columns (80 less a margin): at 80 columns and
+# wider (and on a pipe, which counts as 80) the text is the same, so it can be rendered ahead.
+HELP_COLUMNS = 80
+
+
+def pregenerated_help(args: Sequence[str]) -> str | None:
+    """The help `args` asks for, when it is `<command path> --help|-h` (or nothing at all, the
+    root help) on a terminal of HELP_COLUMNS or more; else None (Typer renders it)."""
+    if args and args[-1] in ("--help", "-h"):
+        path = " ".join(args[:-1])
+    elif not args:
+        path = ""
+    else:
+        return None
+    from run402_cli.help_text import TEXTS
+
+    text = TEXTS.get(path)
+    if text is None:
+        return None
+    import shutil
+
+    return text if shutil.get_terminal_size().columns >= HELP_COLUMNS else None
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI on `argv` and return the exit code (tests call this in-process)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args in (["--version"], ["-v"]):
         sys.stdout.write(__version__ + "\n")
         return 0
+    text = pregenerated_help(args)
+    if text is not None:
+        sys.stdout.write(text)
+        return 0
+    return render(args)
 
+
+def render(args: list[str]) -> int:
+    """Run the command tree on `args` (help included): what `run` does past its fast paths."""
     from run402_cli import output
     from run402_cli.config import Settings
     from run402_cli.errors import Informational, Run402Error, from_click_error
@@ -84,9 +135,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         import typer
         from typer._click import exceptions as cx
 
-        from run402_cli.help import apply_layout
-
-        command = apply_layout(typer.main.get_command(build_app()))
+        command = click_command(args)
         try:
             result = command.main(args=args, prog_name="run402", standalone_mode=False, obj=settings)
         except typer.Abort:

@@ -24,15 +24,19 @@ NODES = _docs.tree()
 LEAVES = [n for n in NODES if not n.children]
 
 
-def test_generated_files_are_fresh() -> None:
-    files = _docs.render()
-    assert sorted(files) == sorted(_docs.FILES)
-    stale = _docs.check(_docs.ROOT, files)
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, str]:
+    return _docs.render()
+
+
+def test_generated_files_are_fresh(rendered: dict[str, str]) -> None:
+    assert sorted(rendered) == sorted(_docs.FILES)
+    stale = _docs.check(_docs.ROOT, rendered)
     assert not stale, f"stale generated files {stale}; {REGEN}"
 
 
-def test_render_is_deterministic() -> None:
-    assert _docs.render() == _docs.render(), REGEN
+def test_render_is_deterministic(rendered: dict[str, str]) -> None:
+    assert _docs.render() == rendered, REGEN
 
 
 @pytest.mark.parametrize("path", [n.path[1:] for n in NODES], ids=[n.name for n in NODES])
@@ -93,3 +97,67 @@ def test_bash_completion(words: list[str], expected: set[str]) -> None:
     )
     proc = subprocess.run(["bash", "--norc", "-c", script], capture_output=True, text=True, timeout=30)
     assert expected <= set(proc.stdout.split()), proc.stdout + proc.stderr
+
+
+# --- the pre-rendered --help (run402_cli/help_text.py) ---------------------------------------
+
+
+def _run(args: list[str]) -> str:
+    out = io.StringIO()
+    with redirect_stdout(out), redirect_stderr(io.StringIO()):
+        assert run(args) == 0
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("columns", ["80", "200", None])
+def test_stored_help_is_what_typer_prints(monkeypatch: pytest.MonkeyPatch, columns: str | None) -> None:
+    from run402_cli import app
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)  # a pipe: no terminal, counts as 80
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    for node in NODES:
+        args = [*node.path[1:], "--help"]
+        assert app.pregenerated_help(args) is not None, node.name
+        rendered = io.StringIO()
+        with redirect_stdout(rendered):
+            assert app.render(args) == 0
+        assert _run(args) == rendered.getvalue(), node.name
+
+
+def test_a_narrow_terminal_gets_help_wrapped_to_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from run402_cli import app
+
+    monkeypatch.setenv("COLUMNS", "60")
+    assert app.pregenerated_help(["projects", "--help"]) is None
+    text = _run(["projects", "--help"])
+    assert text.startswith("run402 projects — ")
+    wrapped = [ln for ln in text.splitlines()[1:] if not ln.startswith("  run402 ")]  # examples stay whole
+    assert max(map(len, wrapped)) <= 58
+
+
+@pytest.mark.parametrize("args", [
+    ["projects", "provision", "--name", "x", "--help"],  # flags before --help: Typer decides
+    ["projects", "nope", "--help"],  # not a command path
+    ["--help", "projects"],
+])
+def test_other_help_requests_go_through_typer(args: list[str]) -> None:
+    from run402_cli import app
+
+    assert app.pregenerated_help(args) is None
+
+
+def test_help_imports_neither_typer_nor_a_command_module() -> None:
+    probe = ("import contextlib, io, sys\n"
+             "from run402_cli.app import run\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n"
+             "    assert run(['deploy', 'release', 'get', '--help']) == 0\n"
+             "    assert run([]) == 0\n"
+             "print(sorted(m for m, mod in sys.modules.items() if mod is not None and (\n"
+             "    m.split('.')[0] in ('typer', 'click', 'httpx') or m.startswith('run402_cli.commands'))))\n")
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -103,6 +103,37 @@ def test_help_does_not_import_heavy_modules(argv: list[str], tmp_path: Path) -> 
     assert not loaded, f"`run402 {' '.join(argv)}` imported {loaded}"
 
 
+def test_a_network_command_loads_httpx_without_its_cli_extras(tmp_path: Path) -> None:
+    """httpx's package init would import its own CLI (rich, pygments, click: ~100 ms) because
+    Typer installs them; run402_cli/__init__.py keeps that one import out."""
+    probe = ("import contextlib, io, json, sys\n"
+             "from run402_cli.app import run\n"
+             "with contextlib.redirect_stderr(io.StringIO()):\n"
+             "    assert run(['service', 'status']) == 1  # a closed port: NETWORK_ERROR\n"
+             "print(json.dumps(sorted(sys.modules)))\n")
+    env = {**os.environ, "RUN402_CONFIG_DIR": str(tmp_path / "config"), "RUN402_API_BASE": "http://127.0.0.1:9"}
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    modules = json.loads(proc.stdout)
+    assert "httpx" in modules, "the probe must reach the network layer"
+    assert not [m for m in modules if _under(m, "rich") or _under(m, "pygments")]
+
+
+@pytest.mark.parametrize("argv, group", [(["projects", "list"], "projects"), (["status"], "status"),
+                                         (["deploy", "list", "--bogus"], "deploy")])
+def test_a_command_imports_only_its_own_group(argv: list[str], group: str, tmp_path: Path) -> None:
+    probe = ("import contextlib, io, json, sys\n"
+             "from run402_cli.app import run\n"
+             "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+             f"    run({argv!r})\n"
+             "print(json.dumps(sorted(m for m in sys.modules if m.startswith('run402_cli.commands.'))))\n")
+    env = {**os.environ, "RUN402_CONFIG_DIR": str(tmp_path / "config")}
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    groups = {m.split(".")[2] for m in json.loads(proc.stdout)} - {"_options"}
+    assert groups == {group}, groups
+
+
 # --- (b) command modules stay light, and use only the public api ---------------------------
 
 
