@@ -13,7 +13,7 @@ from typing import Sequence
 
 from run402_cli import __version__
 
-__all__ = ["build_app", "click_command", "main", "run"]
+__all__ = ["build_app", "click_command", "main", "run", "skip_unused_extras"]
 
 # name -> (module, help). Order here is the order of `run402 --help`.
 GROUPS: list[tuple[str, str]] = [
@@ -170,5 +170,21 @@ def _asks_for_help(args: list[str]) -> bool:
     return "--help" in head or "-h" in head
 
 
+# Optional parts of the HTTP stack the CLI never uses, which their packages import eagerly when
+# the libraries behind them happen to be installed: httpx's own command-line client (rich,
+# pygments, click: ~100 ms; Typer installs them) and httpcore's HTTP/2 (h2: ~40 ms; a test
+# dependency installs it). A None entry in sys.modules makes that one import raise
+# ImportError, which both packages expect: they define a stub that says the extra is missing.
+# Set by the CLI's entry point only, never on `import run402_cli` (a library user may want them).
+UNUSED_EXTRAS = ("httpx._main", "httpcore._sync.http2", "httpcore._async.http2")
+
+
+def skip_unused_extras() -> None:
+    for name in UNUSED_EXTRAS:
+        if name.split(".")[0] not in sys.modules:  # too late once the package is imported
+            sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
 def main() -> None:
+    skip_unused_extras()
     sys.exit(run())

@@ -302,6 +302,20 @@ def test_signing_a_siwx_header_does_not_import_eth_account():
     assert out.stdout.strip() == "False"
 
 
+def test_keccak_loads_without_pycparser_and_leaves_cffi_importable():
+    """pycryptodome through ctypes: no C declarations parsed at run time (~25 ms a process),
+    and hiding cffi from that one import leaves it importable for everything else."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from run402_cli.wire.eth import keccak256; d = keccak256(b'abc').hex(); "
+            "parsed = 'pycparser' in sys.modules; import cffi; "
+            "print(d, parsed, sys.modules['Crypto.Util._raw_api'].backend)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [
+        "4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45", "False", "ctypes"]
+
+
 def test_the_gateway_verifies_without_eth_account():
     """The gateway's verifiers run on wire.eth too: eth-account (and py_ecc, which raises the
     recursion limit to 100,000) never enter the server process."""

@@ -24,6 +24,32 @@ __all__ = ["Client"]
 _TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
+class _TlsOnDemand(httpx.BaseTransport):
+    """httpx's default transport, with the verified TLS context built on the first https://
+    request instead of in the constructor: loading the CA bundle costs every command tens of
+    milliseconds, and commands against the local gateway never speak TLS. http:// requests
+    go through a pool whose TLS context is never used (no TLS happens on plain HTTP); https://
+    requests get httpx's default, fully verified transport."""
+
+    def __init__(self) -> None:
+        self._plain: httpx.HTTPTransport | None = None
+        self._tls: httpx.HTTPTransport | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme == "https":
+            if self._tls is None:
+                self._tls = httpx.HTTPTransport()  # verify=True: certifi, or SSL_CERT_FILE/DIR
+            return self._tls.handle_request(request)
+        if self._plain is None:
+            self._plain = httpx.HTTPTransport(verify=False)  # plain HTTP: TLS never runs here
+        return self._plain.handle_request(request)
+
+    def close(self) -> None:
+        for transport in (self._plain, self._tls):
+            if transport is not None:
+                transport.close()
+
+
 class _SiwxAuth(httpx.Auth):
     """A fresh SIGN-IN-WITH-X header per request (SIWX nonces are single use)."""
 
@@ -72,7 +98,7 @@ class Client:
     def _client(self) -> httpx.Client:
         if self._http is None:
             self._http = httpx.Client(
-                transport=self._transport,
+                transport=self._transport or _TlsOnDemand(),
                 timeout=_TIMEOUT,
                 headers={"User-Agent": f"run402-python/{__version__}"},
                 follow_redirects=False,

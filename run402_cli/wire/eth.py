@@ -22,11 +22,30 @@ __all__ = [
 _N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
+def _keccak() -> Any:
+    """pycryptodome's keccak module, bound through ctypes. pycryptodome binds its compiled code
+    through cffi whenever cffi is importable (a gateway dependency installs it), and cffi then
+    parses C declarations with pycparser in every process (~25 ms); through ctypes, what it uses
+    wherever cffi is absent, the same compiled code loads without that. Hiding cffi is scoped
+    to this one import: a None entry in sys.modules makes `import cffi` raise ImportError."""
+    import sys
+
+    if "Crypto.Hash.keccak" in sys.modules:
+        return sys.modules["Crypto.Hash.keccak"]
+    hide = "cffi" not in sys.modules
+    if hide:
+        sys.modules["cffi"] = None  # type: ignore[assignment]
+    try:
+        from Crypto.Hash import keccak  # pycryptodome
+    finally:
+        if hide:
+            del sys.modules["cffi"]
+    return keccak
+
+
 def keccak256(data: bytes) -> bytes:
     """Keccak-256 as Ethereum uses it (not NIST SHA3-256: the padding differs)."""
-    from Crypto.Hash import keccak  # pycryptodome
-
-    return keccak.new(digest_bits=256, data=data).digest()
+    return _keccak().new(digest_bits=256, data=data).digest()
 
 
 def to_checksum_address(address: str) -> str:

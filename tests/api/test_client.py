@@ -33,3 +33,28 @@ def test_project_key_calls_skip_wallet_sign_in_and_wallet_calls_carry_it():
     assert "sign-in-with-x" not in keyed.headers
     assert "sign-in-with-x" in wallet.headers
     assert "sign-in-with-x" not in anonymous.headers
+
+
+def test_tls_is_set_up_only_for_https_and_then_verified(monkeypatch):
+    """The default transport builds no TLS context for plain-HTTP calls (the local gateway);
+    the first https:// call gets httpx's default, certificate-verifying transport."""
+    import run402_cli.api.client as client_module
+
+    built: list[dict] = []
+
+    class Recording(httpx.BaseTransport):
+        def __init__(self, **kwargs):
+            built.append(kwargs)
+
+        def handle_request(self, request):
+            return httpx.Response(200, json={"scheme": request.url.scheme})
+
+    monkeypatch.setattr(client_module.httpx, "HTTPTransport", Recording)
+    monkeypatch.setenv("RUN402_API_BASE", "http://127.0.0.1:4020")
+    with Client(Settings()) as c:
+        assert c.request("GET", "/status", wallet_auth=False) == {"scheme": "http"}
+        assert c.request("GET", "/health", wallet_auth=False) == {"scheme": "http"}
+        assert built == [{"verify": False}]  # one plain pool, reused; no TLS context loaded
+        with Client(Settings(), base="https://api.run402.com") as hosted:
+            assert hosted.request("GET", "/status", wallet_auth=False) == {"scheme": "https"}
+    assert built == [{"verify": False}, {}]  # https: the defaults, verify=True

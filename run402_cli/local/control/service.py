@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -15,17 +16,22 @@ __all__: list[str] = []  # handlers only: local/routes.py lists them
 _CAPABILITIES = ["x402", "siwx", "postgres", "blob"]
 
 
-def _checks(request: Request) -> dict[str, str]:
-    ctx = request.app.state.ctx
-    checks: dict[str, str] = {}
+def _postgres(ctx) -> str:  # type: ignore[no-untyped-def]
     try:
         with ctx.pool.connection(timeout=5) as conn:
             conn.execute("SELECT 1")
-        checks["postgres"] = "ok"
+        return "ok"
     except Exception as exc:  # a health check reports, it does not raise
-        checks["postgres"] = f"error: {type(exc).__name__}"
+        return f"error: {type(exc).__name__}"
+
+
+async def _checks(request: Request) -> dict[str, str]:
+    ctx = request.app.state.ctx
+    checks: dict[str, str] = {"postgres": await run_in_threadpool(_postgres, ctx)}
+    # The app's kept-alive client: a new one per probe would build an SSL context (~10 ms).
+    client: httpx.AsyncClient = request.app.state.postgrest_client
     try:
-        ok = httpx.get(ctx.postgrest_admin_url + "/ready", timeout=3).status_code == 200
+        ok = (await client.get(ctx.postgrest_admin_url + "/ready", timeout=3)).status_code == 200
         checks["postgrest"] = "ok" if ok else "not_ready"
     except httpx.HTTPError as exc:
         checks["postgrest"] = f"error: {type(exc).__name__}"
@@ -35,16 +41,16 @@ def _checks(request: Request) -> dict[str, str]:
     return checks
 
 
-def _health(request: Request) -> JSONResponse:
-    checks = _checks(request)
+async def _health(request: Request) -> JSONResponse:
+    checks = await _checks(request)
     healthy = all(v in ("ok", "not_applicable") for v in checks.values())
     return JSONResponse({"status": "healthy" if healthy else "degraded", "checks": checks,
                          "version": __version__}, status_code=200 if healthy else 503)
 
 
-def _status(request: Request) -> JSONResponse:
+async def _status(request: Request) -> JSONResponse:
     ctx = request.app.state.ctx
-    checks = _checks(request)
+    checks = await _checks(request)
     up = all(v in ("ok", "not_applicable") for v in checks.values())
     # The union of both shapes the client ecosystem knows (the SDK's and the documented
     # `run402-status-v1`): which one the hosted API sends is unsettled, and the CLI prints either.
