@@ -9,9 +9,11 @@ Prints ONE JSON object (progress goes to stderr):
   files in the same run, and blake3 for reference (why we do not use it: hashcache.py);
 - the walk time with a warm hash cache (what an unchanged re-deploy pays locally);
 - a breakdown of the unchanged re-deploy (interpreter + CLI import, eth-account import,
-  walk + cache, spec build, plan request, commit request), measured in-process.
+  walk + cache, spec build, plan request, commit request), measured in-process;
+- the official Node CLI v2.10.0's first deploy of the same tree to a fresh project on the same
+  gateway (it must upload everything too), and our first deploy's ratio to it.
 
-    python bench/deploy_dir.py [--files 10000] [--mb 100] [--api-base URL] [--keep]
+    python bench/deploy_dir.py [--files 10000] [--mb 100] [--api-base URL] [--keep] [--no-official]
 
 Without --api-base it starts its own gateway (`run402 local up --port 0` in a temp
 RUN402_LOCAL_DIR) and removes it at the end. Config and hash cache live in temp dirs.
@@ -102,6 +104,24 @@ def deploy(tree: Path, env: dict[str, str]) -> dict[str, Any]:
         "objects_skipped": sum(1 for e in events if e.get("type") == "content.upload.skipped"),
         "deployment_id": out.get("deployment_id"),
     }
+
+
+def official_first_deploy(tree: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The official CLI deploys the same tree to a new project (made active by provisioning)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.interop.reference import ReferenceUnavailable, run_reference
+
+    run402(["projects", "provision", "--name", "bench-official"], env)
+    start = time.perf_counter()
+    try:
+        done = run_reference(["sites", "deploy-dir", str(tree), "--quiet"], env=env, timeout=1800)
+    except ReferenceUnavailable as exc:
+        return {"unavailable": str(exc)}
+    wall = time.perf_counter() - start
+    if done.code != 0:
+        return {"failed": done.stderr[-1000:]}
+    out = json.loads(done.stdout)
+    return {"wall_s": round(wall, 3), "bytes_uploaded": out.get("bytes_uploaded")}
 
 
 def hashing(tree: Path, total_bytes: int) -> dict[str, Any]:
@@ -222,11 +242,13 @@ def main() -> None:
     ap.add_argument("--mb", type=float, default=100)
     ap.add_argument("--api-base", help="reuse a running gateway instead of starting one")
     ap.add_argument("--keep", action="store_true", help="keep the temp dirs (and the gateway)")
+    ap.add_argument("--no-official", action="store_true", help="skip the official CLI's deploy")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="run402-bench-deploy-"))
     local_dir = work / "local"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUN402_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # time running the code, not compiling it
     env.update(RUN402_CONFIG_DIR=str(work / "config"), RUN402_CACHE_DIR=str(work / "cache"),
                RUN402_LOCAL_DIR=str(local_dir))
     started_gateway = False
@@ -280,6 +302,14 @@ def main() -> None:
         log("warm-cache walk and breakdown")
         result.update(warm_walk(tree, env))
         result["unchanged_breakdown"] = breakdown(tree, env)
+
+        if not args.no_official:
+            log("the official CLI's first deploy of the same tree, to a fresh project")
+            theirs = official_first_deploy(tree, env)
+            result["official_first_deploy"] = theirs
+            if "wall_s" in theirs:
+                result["first_deploy_ratio_ours_over_official"] = round(
+                    result["first_deploy"]["wall_s"] / theirs["wall_s"], 2)
     finally:
         if started_gateway and not args.keep:
             log("stopping the gateway")

@@ -318,7 +318,7 @@ def _upload_missing(client: Any, release: Release, plan: Mapping[str, Any], anon
         if c.content_type:
             item["content_type"] = c.content_type
         items.append(item)
-    # Content plans in batches (the local gateway takes at most 10,000 objects per plan), all
+    # Content plans in batches (the local gateway takes at most 100,000 objects per plan), all
     # requested up front so `total` is known; each is committed once its uploads are done.
     cplans = [api.content_plan(client, anon_key, items[i : i + CONTENT_PLAN_BATCH])
               for i in range(0, len(items), CONTENT_PLAN_BATCH)]

@@ -111,10 +111,13 @@ def test_upload_urls_are_signed_and_expire(api, project):
     assert httpx.put(tampered, content=data).json()["code"] == "UPLOAD_URL_INVALID"
     other_part = url.replace(f"/{obj['upload_id']}/1?", f"/{obj['upload_id']}/2?")
     assert httpx.put(other_part, content=data).status_code == 403
+    longer = url.replace(f"len={len(data)}&", f"len={len(data) + 1}&")  # the length is signed too
+    assert longer != url and httpx.put(longer, content=data + b"!").json()["code"] == "UPLOAD_URL_INVALID"
     secret = json.loads((api.local_dir / "gateway.secret.json").read_text())["upload_url_secret"]
     past = int(time.time()) - 10
-    sig = hmac.new(secret.encode(), f"{obj['upload_id']}/1/{past}".encode(), hashlib.sha256).hexdigest()
-    expired = f"{api.api_base}/_upload/{obj['upload_id']}/1?expires={past}&sig={sig}"
+    n = len(data)
+    sig = hmac.new(secret.encode(), f"{obj['upload_id']}/1/{past}/{n}".encode(), hashlib.sha256).hexdigest()
+    expired = f"{api.api_base}/_upload/{obj['upload_id']}/1?expires={past}&len={n}&sig={sig}"
     assert httpx.put(expired, content=data).json()["code"] == "UPLOAD_URL_EXPIRED"
 
 
@@ -204,3 +207,16 @@ def test_installations_from_before_upload_urls_get_a_derived_key(tmp_path):
     assert json.loads(layout.secrets_file.read_text()) == old
     fresh = LocalLayout(tmp_path / "new").secrets()
     assert len(fresh["upload_url_secret"]) == 64 and fresh["upload_url_secret"] != first
+
+
+def test_a_plan_takes_a_whole_large_site_at_once(api, project):
+    """The official client asks for all of a deploy's missing objects in one content plan:
+    10,001 objects is one request, and gets a signed upload URL each."""
+    objects = [i.to_bytes(4, "big") for i in range(10_001)]
+    resp = _content_plan(api.api_base, project, objects)
+    assert resp.status_code == 200, resp.text[:300]
+    missing = resp.json()["missing"]
+    assert len(missing) == 10_001 and len({m["parts"][0]["url"] for m in missing}) == 10_001
+    too_many = httpx.post(f"{api.api_base}/content/v1/plans", headers=anon(project),
+                          json={"content": [{"sha256": f"{i:064x}", "size": 1} for i in range(100_001)]})
+    assert too_many.status_code in (400, 413), too_many.text[:200]

@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -33,6 +34,25 @@ class DigestMismatch(Exception):
                          f"declared {size} bytes with sha256 {sha256}")
         self.sha256, self.size = sha256, size
         self.actual_sha256, self.actual_size = actual_sha256, actual_size
+
+
+def _syncfs(path: Path) -> bool:
+    """syncfs(2) on the filesystem holding `path` (Linux; Python has no wrapper for it)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return libc.syncfs(fd) == 0
+    except AttributeError:  # a libc without syncfs
+        return False
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -70,16 +90,18 @@ class Cas:
     def staging_root(self) -> Path:
         return self.root / "staging"
 
-    def staging_dir(self, upload_id: str) -> Path:
-        """Where one upload's parts wait for verification (created on demand, 0700)."""
+    def staging_path(self, upload_id: str) -> Path:
+        """Where one upload's parts wait for verification (the writer creates it, 0700)."""
         if not re.match(r"^[A-Za-z0-9_-]{1,80}$", upload_id):
             raise ValueError("bad upload id")
-        path = self.staging_root / upload_id
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return path
+        return self.staging_root / upload_id
 
     def discard_staging(self, upload_id: str) -> None:
-        shutil.rmtree(self.staging_root / upload_id, ignore_errors=True)
+        path = self.staging_root / upload_id
+        try:
+            path.rmdir()  # the usual case: put_verified took the only file (one syscall)
+        except OSError:
+            shutil.rmtree(path, ignore_errors=True)
 
     def sweep_staging(self, max_age_seconds: float) -> None:
         """Drop uploads abandoned longer ago than any upload URL lives (a crash, a client gone)."""
@@ -96,10 +118,14 @@ class Cas:
                 pass
 
     # -- writing ---------------------------------------------------------------------------
-    def put_verified(self, tmp_file: str | os.PathLike[str], sha256: str, size: int) -> bool:
+    def put_verified(self, tmp_file: str | os.PathLike[str], sha256: str, size: int, *,
+                     batch: set[Path] | None = None) -> bool:
         """Move `tmp_file` (inside staging) into the store if its bytes hash to `sha256` and are
         `size` long; raise DigestMismatch otherwise (the temp file is removed either way).
-        Returns True if this call stored the object, False if it was already there."""
+        Returns True if this call stored the object, False if it was already there.
+        Durable on return (file and directory fsynced), unless `batch` is given: then the new
+        object's directory is added to it and the caller makes the whole batch durable with
+        one `sync(batch)` before it records any of them (thousands of fsyncs become one)."""
         tmp = Path(tmp_file)
         try:
             digest = hashlib.sha256()
@@ -108,7 +134,8 @@ class Cas:
                 while chunk := fh.read(_CHUNK):
                     digest.update(chunk)
                     actual += len(chunk)
-                os.fsync(fh.fileno())
+                if batch is None:
+                    os.fsync(fh.fileno())
             if actual != size or digest.hexdigest() != sha256:
                 raise DigestMismatch(sha256, size, digest.hexdigest(), actual)
             dest = self.path(sha256)
@@ -120,7 +147,21 @@ class Cas:
                 os.link(tmp, dest)
             except FileExistsError:
                 return False
-            _fsync_dir(dest.parent)
+            if batch is None:
+                _fsync_dir(dest.parent)
+            else:
+                batch.add(dest.parent)
             return True
         finally:
             tmp.unlink(missing_ok=True)
+
+    def sync(self, batch: set[Path]) -> None:
+        """Make a batch of put_verified objects durable: with syncfs(2) one flush of the store's
+        filesystem (data and directory entries); elsewhere os.sync() and each directory."""
+        if not batch:
+            return
+        if _syncfs(self.root):
+            return
+        os.sync()
+        for path in sorted(batch):
+            _fsync_dir(path)

@@ -18,6 +18,7 @@ import hmac
 import os
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,9 @@ __all__ = ["linked_present"]
 SINGLE_MAX = 16 * 1024 * 1024
 PART_SIZE = 8 * 1024 * 1024
 MAX_OBJECT = 4 * 1024 * 1024 * 1024
-MAX_ENTRIES = 10_000
+# The official client asks for every missing object of a deploy in one content plan (a
+# 10,001-file site is one request); the body cap (16 MiB) bounds it too.
+MAX_ENTRIES = 100_000
 URL_TTL = 3600
 _CHUNK = 1024 * 1024
 
@@ -50,8 +53,10 @@ def _secret(request: Request) -> bytes:
     return state.upload_url_secret
 
 
-def _sign(secret: bytes, upload_id: str, part: int, expires: int) -> str:
-    return hmac.new(secret, f"{upload_id}/{part}/{expires}".encode(), hashlib.sha256).hexdigest()
+def _sign(secret: bytes, upload_id: str, part: int, expires: int, length: int) -> str:
+    """The URL's signature: it fixes the upload, the part, the expiry and the part's exact
+    length, so a PUT needs no database lookup to know what it may accept."""
+    return hmac.new(secret, f"{upload_id}/{part}/{expires}/{length}".encode(), hashlib.sha256).hexdigest()
 
 
 def linked_present(ctx: GatewayContext, project_id: str, shas: list[str]) -> set[str]:
@@ -134,9 +139,10 @@ def _create_sync(request: Request, body: Any) -> JSONResponse:
         for n in range(1, count + 1):
             start = (n - 1) * part_size
             end = max(min(start + part_size, size) - 1, start)  # inclusive; 0 for an empty object
+            length = min(start + part_size, size) - start
             parts.append({"part_number": n, "byte_start": start, "byte_end": end,
-                          "url": f"{base}/_upload/{upload_id}/{n}?expires={expires}"
-                                 f"&sig={_sign(secret, upload_id, n, expires)}"})
+                          "url": f"{base}/_upload/{upload_id}/{n}?expires={expires}&len={length}"
+                                 f"&sig={_sign(secret, upload_id, n, expires, length)}"})
         missing.append({"sha256": e["sha256"], "mode": "single" if size <= SINGLE_MAX else "multipart",
                         "parts": parts, "part_size_bytes": max(part_size, 0), "part_count": count,
                         "upload_id": upload_id, "staging_key": f"_staging/{upload_id}", "expires_at": iso(expires_at)})
@@ -145,72 +151,102 @@ def _create_sync(request: Request, body: Any) -> JSONResponse:
     with ctx.pool.connection() as conn, conn.transaction():
         conn.execute("INSERT INTO run402_meta.content_plans (id, project_id, expires_at) VALUES (%s, %s, %s)",
                      (plan_id, project.id, expires_at))
-        for row in rows:
-            conn.execute("INSERT INTO run402_meta.content_uploads (upload_id, plan_id, project_id, sha256, size, "
-                         "content_type, part_size, part_count, expires_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)", row)
+        with conn.cursor() as cur:  # one pipelined batch, not a round trip per object
+            cur.executemany("INSERT INTO run402_meta.content_uploads (upload_id, plan_id, project_id, sha256, "
+                            "size, content_type, part_size, part_count, expires_at) "
+                            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
     return JSONResponse({"plan_id": plan_id, "expires_at": iso(expires_at), "missing": missing,
                          "entries": [{"sha256": e["sha256"], "missing": e["sha256"] not in present} for e in entries]})
 
 
-def _load_upload(ctx: GatewayContext, upload_id: str) -> tuple | None:
-    with ctx.pool.connection() as conn:
-        return conn.execute("SELECT sha256, size, part_size, part_count FROM run402_meta.content_uploads "
-                            "WHERE upload_id = %s", (upload_id,)).fetchone()
+class _PartFile:
+    """One part being received, written in worker threads, never on the event loop (a blocking
+    write there stalls every other request). Not fsynced: a staged part is only a candidate;
+    the commit verifies what it admits and makes the whole batch durable with one sync."""
+
+    def __init__(self, staging: Path, part: int) -> None:
+        self.staging = staging
+        self.final = staging / f"part-{part}"
+        self.tmp = staging / f"part-{part}.{secrets.token_hex(4)}.tmp"
+        self.md5, self.sha = hashlib.md5(), hashlib.sha256()
+        self._fh: Any = None
+
+    def write(self, data: bytes) -> None:
+        if self._fh is None:
+            self.staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._fh = open(self.tmp, "wb")
+        self.md5.update(data)  # hashlib releases the GIL on large buffers
+        self.sha.update(data)
+        self._fh.write(data)
+
+    def keep(self, data: bytes, claimed_sha256: bytes | None) -> bool:
+        """Write the rest; keep the part unless the client's checksum header disagrees."""
+        self.write(data)
+        self._fh.close()
+        if claimed_sha256 is not None and not hmac.compare_digest(claimed_sha256, self.sha.digest()):
+            self.tmp.unlink(missing_ok=True)
+            return False
+        os.replace(self.tmp, self.final)
+        return True
+
+    def discard(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self.tmp.unlink(missing_ok=True)
+
+
+# Received bytes are handed to the writer thread in slices of this size: a part costs a
+# bounded buffer, and a small object a single thread hop.
+_SPILL = 1024 * 1024
+
+
+def _query_int(request: Request, name: str) -> int:
+    value = request.query_params.get(name, "")
+    return int(value) if value.isdigit() and len(value) <= 19 else -1
 
 
 async def _put_part(request: Request) -> Response:
-    """S3-like: raw bytes in, 200 + ETag (quoted md5 of the part) out."""
+    """S3-like: raw bytes in, 200 + ETag (quoted md5 of the part) out. The signed URL says
+    which part of which upload, until when, and how many bytes; nothing else is looked up."""
     upload_id = request.path_params["upload_id"]
     part = request.path_params["part"]
-    try:
-        expires = int(request.query_params.get("expires", ""))
-    except ValueError:
-        expires = 0
+    expires, expected = _query_int(request, "expires"), _query_int(request, "len")
     sig = request.query_params.get("sig", "")
-    if not hmac.compare_digest(sig.encode(), _sign(_secret(request), upload_id, part, expires).encode()):
+    if not hmac.compare_digest(sig.encode(), _sign(_secret(request), upload_id, part, expires, expected).encode()):
         raise GatewayError(403, "UPLOAD_URL_INVALID", "The upload URL signature is not valid", category="auth")
     if expires < time.time():
         raise GatewayError(403, "UPLOAD_URL_EXPIRED", "The upload URL has expired", category="auth",
                            hint="Request a new content plan (POST /content/v1/plans)")
-    ctx: GatewayContext = request.app.state.ctx
-    row = await run_in_threadpool(_load_upload, ctx, upload_id)
-    if row is None or not 1 <= part <= row[3]:
-        raise GatewayError(404, "UPLOAD_NOT_FOUND", "No such upload part")
-    _sha, size, part_size, _count = row
-    expected = max(0, min(part_size, size - (part - 1) * part_size))
-    cas = Cas(ctx.cas_dir)
-    staging = cas.staging_dir(upload_id)
-    tmp = staging / f"part-{part}.{secrets.token_hex(4)}.tmp"
-    md5, sha, received = hashlib.md5(), hashlib.sha256(), 0
+    claimed = request.headers.get("x-amz-checksum-sha256")
     try:
-        with open(tmp, "wb") as fh:
-            async for chunk in request.stream():
-                received += len(chunk)
-                if received > expected:
-                    raise GatewayError(400, "CONTENT_SIZE_MISMATCH",
-                                       f"Part {part} must be exactly {expected} bytes", details={"expected": expected})
-                md5.update(chunk)
-                sha.update(chunk)
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
+        claimed_digest = None if claimed is None else base64.b64decode(claimed, validate=True)
+    except ValueError:
+        claimed_digest = b""  # matches no digest: refused below, after the body is read
+    ctx: GatewayContext = request.app.state.ctx
+    out = _PartFile(Cas(ctx.cas_dir).staging_path(upload_id), part)
+    pending, received, kept = bytearray(), 0, False
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > expected:
+                raise GatewayError(400, "CONTENT_SIZE_MISMATCH",
+                                   f"Part {part} must be exactly {expected} bytes", details={"expected": expected})
+            pending += chunk
+            if len(pending) >= _SPILL:
+                await run_in_threadpool(out.write, bytes(pending))
+                pending.clear()
         if received != expected:
             raise GatewayError(400, "CONTENT_SIZE_MISMATCH", f"Part {part} must be exactly {expected} bytes",
                                details={"expected": expected, "received": received})
-        claimed = request.headers.get("x-amz-checksum-sha256")
-        if claimed is not None:
-            try:
-                ok = hmac.compare_digest(base64.b64decode(claimed, validate=True), sha.digest())
-            except ValueError:
-                ok = False
-            if not ok:
-                raise GatewayError(400, "CONTENT_DIGEST_MISMATCH",
-                                   "x-amz-checksum-sha256 does not match the bytes received",
-                                   details={"upload_id": upload_id, "part_number": part})
-        os.replace(tmp, staging / f"part-{part}")
+        kept = await run_in_threadpool(out.keep, bytes(pending), claimed_digest)
+        if not kept:
+            raise GatewayError(400, "CONTENT_DIGEST_MISMATCH",
+                               "x-amz-checksum-sha256 does not match the bytes received",
+                               details={"upload_id": upload_id, "part_number": part})
     finally:
-        tmp.unlink(missing_ok=True)
-    return Response(status_code=200, headers={"ETag": f'"{md5.hexdigest()}"'})
+        if not kept:
+            await run_in_threadpool(out.discard)
+    return Response(status_code=200, headers={"ETag": f'"{out.md5.hexdigest()}"'})
 
 
 def _assemble(staging: Path, part_count: int) -> Path:
@@ -241,30 +277,43 @@ def _commit_sync(request: Request) -> JSONResponse:
     if plan is None:
         raise GatewayError(404, "CONTENT_PLAN_NOT_FOUND", f"Content plan {plan_id} not found")
     cas = Cas(ctx.cas_dir)
-    committed, incomplete, mismatched = [], [], []
-    for upload_id, sha, size, part_count, status in uploads:
+    batch: set[Path] = set()
+
+    def admit(upload: tuple) -> tuple[str, Any]:
+        upload_id, sha, size, part_count, status = upload
         if status == "committed":
-            committed.append(sha)
-            continue
+            return "committed", None
         staging = cas.staging_root / upload_id
         absent = [n for n in range(1, part_count + 1) if not (staging / f"part-{n}").is_file()]
         if absent:
-            incomplete.append({"sha256": sha, "upload_id": upload_id, "missing_parts": absent})
-            continue
+            return "incomplete", {"sha256": sha, "upload_id": upload_id, "missing_parts": absent}
         try:
-            cas.put_verified(_assemble(staging, part_count), sha, size)
+            cas.put_verified(_assemble(staging, part_count), sha, size, batch=batch)
         except DigestMismatch as exc:
-            mismatched.append({"sha256": sha, "size": size, "actual_sha256": exc.actual_sha256,
-                               "actual_size": exc.actual_size, "upload_id": upload_id})
             cas.discard_staging(upload_id)  # wrong bytes are never kept; the client re-uploads
-            continue
-        with ctx.pool.connection() as conn, conn.transaction():
-            conn.execute("INSERT INTO run402_meta.cas_refs (project_id, sha256, size) VALUES (%s, %s, %s) "
-                         "ON CONFLICT DO NOTHING", (project.id, sha, size))
-            conn.execute("UPDATE run402_meta.content_uploads SET status = 'committed' WHERE upload_id = %s",
-                         (upload_id,))
-        cas.discard_staging(upload_id)
-        committed.append(sha)
+            return "mismatched", {"sha256": sha, "size": size, "actual_sha256": exc.actual_sha256,
+                                  "actual_size": exc.actual_size, "upload_id": upload_id}
+        cas.discard_staging(upload_id)  # the object is in the store (or was): staging goes
+        return "stored", None
+
+    # Verifying is reading and hashing (the GIL is released): a few objects at a time.
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="run402-cas-commit") as pool:
+        outcomes = list(pool.map(admit, uploads))
+    committed, incomplete, mismatched, stored = [], [], [], []
+    for upload, (kind, info) in zip(uploads, outcomes):
+        if kind in ("committed", "stored"):
+            committed.append(upload[1])
+            if kind == "stored":
+                stored.append(upload)
+        else:
+            (incomplete if kind == "incomplete" else mismatched).append(info)
+    if stored:
+        cas.sync(batch)  # the objects and their names are on disk before the database says so
+        with ctx.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany("INSERT INTO run402_meta.cas_refs (project_id, sha256, size) VALUES (%s, %s, %s) "
+                            "ON CONFLICT DO NOTHING", [(project.id, u[1], u[2]) for u in stored])
+            cur.execute("UPDATE run402_meta.content_uploads SET status = 'committed' WHERE upload_id = ANY(%s)",
+                        ([u[0] for u in stored],))
     if mismatched:
         raise GatewayError(400, "CONTENT_DIGEST_MISMATCH",
                            f"{len(mismatched)} object(s) did not match their declared sha256/size; nothing was "
