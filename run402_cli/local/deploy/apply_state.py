@@ -56,18 +56,24 @@ def _invalid(path: str, message: str) -> GatewayError:
 
 
 def desired_state(base: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
-    state = copy.deepcopy({**EMPTY_STATE, **base})
+    merged = {**EMPTY_STATE, **base}
+    # A deep copy but for the site's file table (thousands of entries): those are flat dicts
+    # (_file), copied one level down, and not at all when the spec replaces the site.
+    state = copy.deepcopy({k: v for k, v in merged.items() if k != "site"})
+    public_paths = merged["site"]["public_paths"]
     site = spec.get("site")
+    if site is not None and "replace" in site:
+        files = {p: _file(p, ref) for p, ref in site["replace"].items()}
+    else:
+        files = {p: dict(f) for p, f in merged["site"]["files"].items()}
     if site is not None:
-        files = state["site"]["files"]
-        if "replace" in site:
-            files = {p: _file(p, ref) for p, ref in site["replace"].items()}
-        elif "patch" in site:
+        if "patch" in site:
             for p in site["patch"].get("delete", []):
                 files.pop(p, None)
             files.update({p: _file(p, ref) for p, ref in site["patch"].get("put", {}).items()})
-        state["site"] = {"files": dict(sorted(files.items())),
-                         "public_paths": copy.deepcopy(site.get("public_paths") or state["site"]["public_paths"])}
+        files = dict(sorted(files.items()))
+        public_paths = site.get("public_paths") or public_paths
+    state["site"] = {"files": files, "public_paths": copy.deepcopy(public_paths)}
     if spec.get("routes") is not None:
         state["routes"] = sorted((_materialize_route(r) for r in spec["routes"]["replace"]),
                                  key=lambda e: e["pattern"])
