@@ -329,3 +329,15 @@ def test_limits_run_sql_maps_a_full_gate_to_429():
         assert len(gate) == 0
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("raw, rate", [(None, 100.0), ("250", 250.0), ("0.5", 0.5), ("0", 100.0),
+                                       ("-3", 100.0), ("nan", 100.0), ("inf", 100.0), ("lots", 100.0)])
+def test_the_project_rate_is_the_contracts_unless_the_operator_sets_a_sane_one(raw, rate, clock):
+    from run402_cli.local.control.limits import project_rate
+
+    env = {} if raw is None else {"RUN402_LOCAL_PROJECT_RATE": raw}
+    assert project_rate(env) == rate
+    limits = Limits(clock=clock, rate=rate)
+    granted = sum(1 for _ in range(int(rate * 2) + 5) if limits.project_rate.acquire("prj_1") == 0)
+    assert granted == int(rate * 2)  # the burst scales with the rate: two seconds' worth

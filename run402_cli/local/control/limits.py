@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
+import os
 import threading
 import time
 from collections import OrderedDict, deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Generic, TypeVar
+from typing import Any, AsyncIterator, Callable, Generic, Mapping, TypeVar
 
 from run402_cli.local.errors import GatewayError
 
@@ -31,7 +32,7 @@ __all__ = [
     "ConcurrencyGate", "GateFull", "Limits", "LoginThrottle", "TTLCache", "TokenBucket", "rate_limited",
     "PROJECT_RATE", "PROJECT_BURST", "REST_PER_PROJECT", "REST_QUEUE", "SQL_PER_PROJECT", "SQL_QUEUE",
     "SQL_THREADS", "LOOKUP_THREADS", "LOGIN_ACCOUNT_FAILURES", "LOGIN_CLIENT_FAILURES", "LOGIN_WINDOW",
-    "FAUCET_PER_ADDRESS", "FAUCET_ADDRESS_WINDOW",
+    "FAUCET_PER_ADDRESS", "FAUCET_ADDRESS_WINDOW", "project_rate",
 ]
 
 Clock = Callable[[], float]
@@ -287,11 +288,24 @@ class TTLCache(Generic[T]):
         return len(self._items)
 
 
+def project_rate(env: Mapping[str, str] | None = None) -> float:
+    """Requests/s one project may make: the contract's 100, or RUN402_LOCAL_PROJECT_RATE (a
+    positive number) for an operator who wants another figure locally, e.g. to measure the
+    gateway itself rather than its limit. A bad value is the default, never no limit."""
+    raw = (os.environ if env is None else env).get("RUN402_LOCAL_PROJECT_RATE", "")
+    try:
+        rate = float(raw)
+    except ValueError:
+        return PROJECT_RATE
+    return rate if math.isfinite(rate) and rate > 0 else PROJECT_RATE
+
+
 class Limits:
     """Every limiter of one gateway process (a field of GatewayContext)."""
 
-    def __init__(self, clock: Clock = time.monotonic):
-        self.project_rate = TokenBucket(PROJECT_RATE, PROJECT_BURST, clock=clock)
+    def __init__(self, clock: Clock = time.monotonic, *, rate: float | None = None):
+        self.rate = project_rate() if rate is None else rate
+        self.project_rate = TokenBucket(self.rate, self.rate * PROJECT_BURST / PROJECT_RATE, clock=clock)
         self.login = LoginThrottle(clock=clock)
         self.faucet_address = TokenBucket(FAUCET_PER_ADDRESS / FAUCET_ADDRESS_WINDOW, FAUCET_PER_ADDRESS,
                                           clock=clock)
@@ -306,8 +320,8 @@ class Limits:
         (a forged key naming a project must not spend that project's budget)."""
         wait = self.project_rate.acquire(project_id)
         if wait:
-            raise rate_limited(wait, f"Rate limit of {PROJECT_RATE:g} requests/s for this project exceeded",
-                               limit_per_second=PROJECT_RATE)
+            raise rate_limited(wait, f"Rate limit of {self.rate:g} requests/s for this project exceeded",
+                               limit_per_second=self.rate)
 
     def check_faucet(self, address: str) -> None:
         wait = self.faucet_address.acquire(address)
