@@ -96,6 +96,9 @@ def measure(cases: dict[str, list[tuple[list[str], dict[str, str]]]], runs: int)
                 samples[name][i].append(run_once(argv, env))
     out: dict[str, Any] = {}
     for name, sides in samples.items():
+        if len(sides) == 1:  # a floor: one command, nobody's CLI
+            out[name] = summary(sides[0])
+            continue
         row: dict[str, Any] = {"ours": summary(sides[0])}
         if len(sides) > 1:
             row["official"] = summary(sides[1])
