@@ -24,6 +24,8 @@ regular expressions over the request.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -63,24 +65,107 @@ PINNED_SETTINGS = frozenset({*_pinned(), "search_path", "role", "session_authori
                              "idle_session_timeout", "transaction_timeout"})
 
 
+class _IdleSessions:
+    """Tenant sessions kept for their next statement: a login as the project's role costs a
+    SCRAM exchange (~6 ms here), more than the statement an agent usually sends.
+
+    Kept per login (the conninfo: cluster, role, password), so a session only ever goes back to
+    the project whose role it is; at most MAX_IDLE per login, closed after IDLE_SECONDS unused.
+    A session is given back only when its block ended without an error and it is idle (no
+    transaction); before it is used again it is reset with DISCARD ALL (settings, role,
+    temporary objects, prepared statements, cursors, advisory locks, LISTEN) and pinned anew.
+    One that fails that reset (terminated by project deletion or the reaper) is closed, and a
+    new login takes its place."""
+
+    MAX_IDLE = 2  # a project runs at most SQL_PER_PROJECT (2) statements at once
+    IDLE_SECONDS = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[str, list[tuple[psycopg.Connection, float]]] = {}
+
+    def take(self, key: str) -> psycopg.Connection | None:
+        now, stale, found = time.monotonic(), [], None
+        with self._lock:
+            entries = self._idle.get(key, [])
+            while entries:
+                conn, since = entries.pop()
+                if now - since <= self.IDLE_SECONDS and not conn.closed:
+                    found = conn
+                    break
+                stale.append(conn)
+            for other_key in [k for k, v in self._idle.items() if not v or now - v[0][1] > self.IDLE_SECONDS]:
+                stale.extend(c for c, _ in self._idle.pop(other_key))
+        for conn in stale:
+            conn.close()
+        return found
+
+    def give(self, key: str, conn: psycopg.Connection) -> None:
+        with self._lock:
+            entries = self._idle.setdefault(key, [])
+            if len(entries) < self.MAX_IDLE:
+                entries.append((conn, time.monotonic()))
+                return
+        conn.close()
+
+
+_IDLE = _IdleSessions()
+
+
+def _setup(slot: str) -> sql.Composed:
+    # one round trip: statements without parameters go as one simple query
+    setup = [sql.SQL("SET ROLE {}").format(sql.Identifier(f"{slot}_owner")),
+             sql.SQL("SET search_path TO {}").format(sql.Identifier(slot))]
+    setup += [sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
+              for name, value in _pinned().items()]
+    return sql.SQL("; ").join(setup)
+
+
+def _reused(key: str, setup: sql.Composed) -> psycopg.Connection | None:
+    conn = _IDLE.take(key)
+    if conn is None:
+        return None
+    try:
+        conn.execute("DISCARD ALL")  # its own round trip: it cannot run in a transaction block
+        conn.execute(setup)
+        return conn
+    except psycopg.Error:
+        conn.close()
+        return None
+
+
 @contextmanager
 def tenant_session(ctx: Any, project: Any, *, connect_timeout: int = 2) -> Iterator[psycopg.Connection]:
     """A non-autocommit connection as the project's login role, acting as its owner, with the
     project schema first on the search path. The caller commits; leaving rolls back."""
     slot = project.schema_slot
-    conn = psycopg.connect(ctx.conninfo(user=f"{slot}_sql", password=project.sql_password),
-                           connect_timeout=connect_timeout, autocommit=True)
+    key = ctx.conninfo(user=f"{slot}_sql", password=project.sql_password)
+    setup = _setup(slot)
+    conn = _reused(key, setup)
+    if conn is None:
+        conn = psycopg.connect(key, connect_timeout=connect_timeout, autocommit=True)
+        try:
+            conn.execute(setup)
+        except BaseException:
+            conn.close()
+            raise
+    conn.autocommit = False
+    reusable = False
     try:
-        # one round trip: statements without parameters go as one simple query
-        setup = [sql.SQL("SET ROLE {}").format(sql.Identifier(f"{slot}_owner")),
-                 sql.SQL("SET search_path TO {}").format(sql.Identifier(slot))]
-        setup += [sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value))
-                  for name, value in _pinned().items()]
-        conn.execute(sql.SQL("; ").join(setup))
-        conn.autocommit = False
         yield conn
+        reusable = True
     finally:
-        conn.close()
+        try:
+            if reusable and not conn.closed:
+                conn.rollback()  # what the caller did not commit is not kept
+                conn.autocommit = True
+                reusable = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        except psycopg.Error:
+            reusable = False
+        if reusable:
+            _IDLE.give(key, conn)
+        else:
+            conn.close()
 
 
 @dataclass
