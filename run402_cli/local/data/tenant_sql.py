@@ -70,43 +70,64 @@ class _IdleSessions:
     SCRAM exchange (~6 ms here), more than the statement an agent usually sends.
 
     Kept per login (the conninfo: cluster, role, password), so a session only ever goes back to
-    the project whose role it is; at most MAX_IDLE per login, closed after IDLE_SECONDS unused.
-    A session is given back only when its block ended without an error and it is idle (no
-    transaction); before it is used again it is reset with DISCARD ALL (settings, role,
-    temporary objects, prepared statements, cursors, advisory locks, LISTEN) and pinned anew.
-    One that fails that reset (terminated by project deletion or the reaper) is closed, and a
-    new login takes its place."""
+    the project whose role it is; at most MAX_IDLE per login and MAX_TOTAL in all (the oldest
+    goes first: idle backends count against PostgreSQL's max_connections, and many projects must
+    not fill it), closed after IDLE_SECONDS unused. A session is given back only when its block
+    ended without an error and it is idle (no transaction); before it is used again it is reset
+    with DISCARD ALL (settings, role, temporary objects, prepared statements, cursors, advisory
+    locks, LISTEN) and pinned anew. One that fails that reset (terminated by project deletion or
+    the reaper) is closed, and a new login takes its place."""
 
     MAX_IDLE = 2  # a project runs at most SQL_PER_PROJECT (2) statements at once
+    MAX_TOTAL = 8  # as many as tenant statements may run at once (SQL_THREADS)
     IDLE_SECONDS = 30.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._idle: dict[str, list[tuple[psycopg.Connection, float]]] = {}
 
+    def _expire(self, now: float) -> list[psycopg.Connection]:
+        """Drop what idled too long (the lock held); returns the connections to close."""
+        stale = []
+        for key in list(self._idle):
+            entries = self._idle[key]
+            stale += [c for c, since in entries if now - since > self.IDLE_SECONDS or c.closed]
+            entries[:] = [(c, since) for c, since in entries if now - since <= self.IDLE_SECONDS and not c.closed]
+            if not entries:
+                del self._idle[key]
+        return stale
+
     def take(self, key: str) -> psycopg.Connection | None:
-        now, stale, found = time.monotonic(), [], None
         with self._lock:
-            entries = self._idle.get(key, [])
-            while entries:
-                conn, since = entries.pop()
-                if now - since <= self.IDLE_SECONDS and not conn.closed:
-                    found = conn
-                    break
-                stale.append(conn)
-            for other_key in [k for k, v in self._idle.items() if not v or now - v[0][1] > self.IDLE_SECONDS]:
-                stale.extend(c for c, _ in self._idle.pop(other_key))
+            stale = self._expire(time.monotonic())
+            entries = self._idle.get(key)
+            found = entries.pop()[0] if entries else None
+            if entries == []:
+                del self._idle[key]
         for conn in stale:
             conn.close()
         return found
 
     def give(self, key: str, conn: psycopg.Connection) -> None:
+        now = time.monotonic()
         with self._lock:
+            stale = self._expire(now)
             entries = self._idle.setdefault(key, [])
-            if len(entries) < self.MAX_IDLE:
-                entries.append((conn, time.monotonic()))
-                return
-        conn.close()
+            if len(entries) >= self.MAX_IDLE:
+                stale.append(conn)
+            else:
+                entries.append((conn, now))
+                while sum(len(v) for v in self._idle.values()) > self.MAX_TOTAL:
+                    oldest = min(self._idle, key=lambda k: self._idle[k][0][1])
+                    stale.append(self._idle[oldest].pop(0)[0])
+                    if not self._idle[oldest]:
+                        del self._idle[oldest]
+        for old in stale:
+            old.close()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(v) for v in self._idle.values())
 
 
 _IDLE = _IdleSessions()
