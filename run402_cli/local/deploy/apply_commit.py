@@ -122,10 +122,9 @@ class _Run:
                                      details={"keys": t.unknown_deletes}, next_actions=[{"action": "edit_spec"}]))
         refs = {f["sha256"]: f["size"] for f in t.desired["site"]["files"].values()}
         refs.update({m["sql_ref"]["sha256"]: m["sql_ref"]["size"] for m in t.new_migrations})
-        # the base release's files are stored already (a release pins its content)
-        in_base = {f["sha256"] for f in t.base_state["site"]["files"].values()}
-        present = linked_present(self.ctx, self.project.id, [s for s in refs if s not in in_base])
-        missing = [{"sha256": s, "size": n} for s, n in refs.items() if s not in present and s not in in_base]
+        present = linked_present(self.ctx, self.project.id, list(refs),
+                                 release_files=t.base_state["site"]["files"])
+        missing = [{"sha256": s, "size": n} for s, n in refs.items() if s not in present]
         if missing:
             raise _Failed(self.error("MISSING_CONTENT", f"{len(missing)} content object(s) were never uploaded",
                                      "validate", resource="content", details={"missing": missing},

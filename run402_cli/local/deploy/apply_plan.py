@@ -159,11 +159,7 @@ def plan_response(ctx: GatewayContext, project: Project, spec: dict[str, Any], t
                   plan_id: str | None, operation_id: str | None) -> dict[str, Any]:
     refs = _refs(spec)
     old_files, new_files = t.base_state["site"]["files"], t.desired["site"]["files"]
-    # The base release's files are this project's stored objects already (a release pins its
-    # content; the store never deletes): only the other digests need the database and a stat.
-    in_base = {f["sha256"] for f in old_files.values()}
-    present = in_base & {r["sha256"] for r in refs}
-    present |= linked_present(ctx, project.id, [r["sha256"] for r in refs if r["sha256"] not in in_base])
+    present = linked_present(ctx, project.id, [r["sha256"] for r in refs], release_files=old_files)
     site = st.site_diff(old_files, new_files)
     routes = st.routes_diff(t.base_state["routes"], t.desired["routes"])
     subdomains = st.set_diff(t.base_state["subdomains"], t.desired["subdomains"])
@@ -171,7 +167,7 @@ def plan_response(ctx: GatewayContext, project: Project, spec: dict[str, Any], t
     secrets = {"added": st.set_diff(t.base_state["secrets_required"], t.desired["secrets_required"])["added"],
                "removed": existing_deletes}
     # Files carried forward from the base release are stored already, named in the spec or not.
-    static = st.static_assets_diff(old_files, new_files, present | in_base)
+    static = st.static_assets_diff(old_files, new_files, present | {f["sha256"] for f in old_files.values()})
     others = any(t.base_state[k] != t.desired[k] for k in ("expose", "i18n", "checks")) or \
         t.base_state["site"]["public_paths"] != t.desired["site"]["public_paths"]
     is_noop = (t.base_state == t.desired and not t.new_migrations  # JSON values: == is canonical equality

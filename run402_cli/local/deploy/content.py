@@ -59,16 +59,22 @@ def _sign(secret: bytes, upload_id: str, part: int, expires: int, length: int) -
     return hmac.new(secret, f"{upload_id}/{part}/{expires}/{length}".encode(), hashlib.sha256).hexdigest()
 
 
-def linked_present(ctx: GatewayContext, project_id: str, shas: list[str]) -> set[str]:
-    """The digests this project may use: linked to it and still on disk."""
+def linked_present(ctx: GatewayContext, project_id: str, shas: list[str], *,
+                   release_files: dict[str, Any] | None = None) -> set[str]:
+    """The digests of `shas` this project may use: linked to it and still on disk. Digests in
+    `release_files` (a release's file table: that project's base release) count as present
+    without a lookup: a release pins its content and the store never deletes."""
+    pinned = {f["sha256"] for f in (release_files or {}).values()}
+    known = pinned.intersection(shas)
+    shas = [s for s in shas if s not in pinned]
     if not shas:
-        return set()
+        return known
     with ctx.pool.connection() as conn:
         rows = conn.execute("SELECT sha256, size FROM run402_meta.cas_refs WHERE project_id = %s AND sha256 = ANY(%s)",
                             (project_id, list(set(shas)))).fetchall()
     # A stat per object, on plain strings: this runs over every file of a site on every plan.
     base = os.path.join(ctx.cas_dir, "sha256")
-    present = set()
+    present = known
     for sha, size in rows:
         try:
             if os.stat(f"{base}/{sha[:2]}/{sha[2:]}").st_size == size:
