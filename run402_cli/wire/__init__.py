@@ -8,7 +8,10 @@ modules; neither re-implements them, and each rule is tested once.
 - `x402`: the x402 v2 headers (base64 JSON) and the EIP-3009 typed data a payment signs.
 - `release`: the ReleaseSpec rules (release file paths, route patterns, subdomains, secret
   keys, locales) the CLI checks before sending and the gateway before trusting.
+- `secrets`: project secret keys and values (pattern, 4096-byte cap) and their error codes.
 - `content_types`: a release file's content type from its extension.
+- `cron`: function schedules (5-field cron): parsing, the next run, the tier preflight's gap.
+- `functions`: the function lifecycle rules (names, deps, log request ids) and tier caps.
 - `times`: timestamps as the API writes them.
 - `errors`: the error envelope a non-2xx answer carries (written by the gateway, read by the
   CLI) and the error codes a client branches on.
