@@ -13,7 +13,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
-if ! python -c "import run402_cli, starlette, psycopg, pytest, hypothesis" >/dev/null 2>&1 \
+if ! python -c "import run402_cli, starlette, psycopg, cryptography, pytest, hypothesis" >/dev/null 2>&1 \
    || [ pyproject.toml -nt .venv/.run402-installed ]; then
   log=".venv/pip-install.log"
   if ! { python -m pip install -q --upgrade pip && python -m pip install -q -e ".[local,test]"; } >"$log" 2>&1; then

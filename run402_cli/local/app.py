@@ -18,6 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from run402_cli.local.context import GatewayContext
 from run402_cli.local.data.tenant_sql import statement_timeout_seconds
 from run402_cli.local.errors import GatewayError, handle_gateway_error, handle_unexpected
+from run402_cli.local.functions.runtime import FunctionRuntime
+from run402_cli.local.functions.scheduler import start_scheduler
 from run402_cli.local.http_body import BodyLimits
 from run402_cli.local.routes import route_table
 from run402_cli.local.runtime.reaper import start_reaper
@@ -86,9 +88,14 @@ def build_app(ctx: GatewayContext) -> Starlette:
         # One pooled client to PostgREST for the whole process.
         app.state.postgrest_client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
         stop_reaper = start_reaper(ctx.pool, statement_timeout_seconds)
+        ctx.functions = FunctionRuntime(ctx)
+        await ctx.functions.start()
+        stop_scheduler = start_scheduler(ctx)
         try:
             yield
         finally:
+            await stop_scheduler()
+            await ctx.functions.aclose()  # every function worker dies with the gateway
             stop_reaper()
             await app.state.postgrest_client.aclose()
 

@@ -1,10 +1,11 @@
-"""What every capability module gets: the pool, how to reach Postgres and PostgREST, the treasury."""
+"""What every capability module gets: the pool, how to reach Postgres and PostgREST, the treasury,
+the key project secrets are encrypted with."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from psycopg_pool import ConnectionPool
 
@@ -23,6 +24,9 @@ class GatewayContext:
     postgrest_jwt_secret: str
     treasury_address: str       # the local testnet payee (lowercase)
     cas_dir: str
+    # AES-256-GCM key of project secrets at rest (secrets/store.py): 32 bytes, from the
+    # installation secrets (runtime/layout.py `secrets_key`). Empty: secrets cannot be used.
+    secrets_key: bytes = b""
     started_at: float = field(default_factory=time.time)
     # When a project's schema last changed (monotonic): PostgREST reloads its schema cache
     # asynchronously after a NOTIFY, so the proxy retries "not found" for a moment after it.
@@ -37,6 +41,16 @@ class GatewayContext:
     # A cheap liveness check of the postmaster (pid file + /proc, no connection), for the moment
     # before the watchdog notices: errors.py uses it to say what is down. None: unknown.
     postgres_alive: Callable[[], bool] | None = None
+    # This gateway's own base URL (what functions get as RUN402_API_BASE).
+    api_base: str = "http://127.0.0.1"
+    # The functions room's runtime (functions/runtime.FunctionRuntime), made in the app's lifespan.
+    functions: Any = None
+    # A project's secrets change count: part of its workers' identity, so a changed secret
+    # starts fresh workers (functions/runtime.py). Bumped by the secrets API and by deploys.
+    secret_versions: dict[str, int] = field(default_factory=dict)
+
+    def secrets_changed(self, project_id: str) -> None:
+        self.secret_versions[project_id] = self.secret_versions.get(project_id, 0) + 1
 
     def schema_changed(self) -> None:
         self.schema_changed_at = time.monotonic()

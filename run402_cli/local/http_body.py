@@ -37,20 +37,32 @@ _ROUTE_CAPS: tuple[tuple[str, int], ...] = (
     ("/rest/v1/", 10 * MiB),
     ("/admin/v1/rest/", 10 * MiB),
     ("/projects/v1/admin/", 4 * MiB),
+    ("/functions/v1/", 6 * MiB),
 )
 _CREDENTIAL_HEADERS = (b"authorization", b"apikey", b"sign-in-with-x", b"payment-signature")
 # Control-plane routes whose bodies are JSON (the SQL endpoint also takes text/plain; it needs the
 # project's service key in a header, which no simple cross-origin request can send).
 _JSON_ONLY_PREFIXES = ("/projects/v1", "/tiers/v1", "/faucet/v1", "/billing/v1", "/wallets/v1", "/rpc/v1",
-                       "/apply/v1", "/content/v1", "/subdomains/v1")
+                       "/apply/v1", "/content/v1", "/subdomains/v1", "/jobs/v1")
 
 
 def _is_sql_route(path: str) -> bool:
     return path.startswith("/projects/v1/admin/") and path.endswith("/sql")
 
 
+ROUTED_CAP = 6 * MiB  # a request routed to a function on a site's host (public: no key needed)
+
+
+def _is_site_host(headers: list[tuple[bytes, bytes]]) -> bool:
+    host = next((v for k, v in headers if k.lower() == b"host"), b"").strip().lower()
+    name = host.rsplit(b":", 1)[0] if not host.startswith(b"[") else b""
+    return name.rstrip(b".").endswith(b".localhost")
+
+
 def body_cap(path: str, headers: list[tuple[bytes, bytes]]) -> int:
     """The most bytes of body this request may send."""
+    if _is_site_host(headers):
+        return ROUTED_CAP
     names = {k.lower() for k, _ in headers}
     if not any(h in names for h in _CREDENTIAL_HEADERS) and not path.startswith("/_upload/"):
         return UNAUTHENTICATED_CAP
@@ -96,7 +108,8 @@ class BodyLimits:
             await self._refuse(scope, receive, send, _too_large(cap))
             return
         has_body = chunked or (declared or 0) > 0
-        if has_body and path.startswith(_JSON_ONLY_PREFIXES) and not _is_sql_route(path):
+        if has_body and path.startswith(_JSON_ONLY_PREFIXES) and not _is_sql_route(path) \
+                and not _is_site_host(headers):
             media = content_type.split(b";")[0].strip()
             if media != b"application/json" and not media.endswith(b"+json"):
                 await self._refuse(scope, receive, send, GatewayError(

@@ -16,6 +16,9 @@ from starlette.routing import Route
 from run402_cli.local.control import projects, service, tiers, wallets
 from run402_cli.local.data import expose, project_sql, rest, user_admin, users
 from run402_cli.local.deploy import apply_commit, apply_plan, content, releases
+from run402_cli.local.functions import api as functions_api, invoke as functions_invoke
+from run402_cli.local.jobs import runs
+from run402_cli.local.secrets import handlers as secrets
 from run402_cli.local.web import subdomains
 
 __all__ = ["route_table"]
@@ -76,8 +79,27 @@ def route_table() -> list[Route]:
         Route("/apply/v1/releases/{id}", releases._release, methods=["GET"]),
         Route("/apply/v1/resolve", releases._resolve, methods=["GET"]),
 
+        # functions: the lifecycle API (service key) and direct invokes (an API key); routed
+        # invokes come through a site's host (web/sites.py), scheduled ones from functions/scheduler.py
+        Route("/projects/v1/admin/{id}/functions", functions_api._deploy, methods=["POST"]),
+        Route("/projects/v1/admin/{id}/functions", functions_api._list, methods=["GET"]),
+        Route("/projects/v1/admin/{id}/functions/{name}", functions_api._update, methods=["PATCH"]),
+        Route("/projects/v1/admin/{id}/functions/{name}", functions_api._delete, methods=["DELETE"]),
+        Route("/projects/v1/admin/{id}/functions/{name}/logs", functions_api._logs, methods=["GET"]),
+        Route("/functions/v1/{name}", functions_invoke._invoke,
+              methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+
         # web: subdomains (the sites themselves are served by Host, see the docstring)
         Route("/subdomains/v1", subdomains._claim, methods=["POST"]),
         Route("/subdomains/v1", subdomains._list, methods=["GET"]),
         Route("/subdomains/v1/{name}", subdomains._delete, methods=["DELETE"]),
+
+        # secrets: a project's write-only values, encrypted at rest; jobs: managed runs (hosted only)
+        Route("/projects/v1/admin/{id}/secrets", secrets._set, methods=["POST"]),
+        Route("/projects/v1/admin/{id}/secrets", secrets._list, methods=["GET"]),
+        Route("/projects/v1/admin/{id}/secrets/{key}", secrets._delete, methods=["DELETE"]),
+        Route("/jobs/v1/runs", runs._submit, methods=["POST"]),
+        Route("/jobs/v1/runs/{id}", runs._get, methods=["GET"]),
+        Route("/jobs/v1/runs/{id}", runs._cancel, methods=["DELETE"]),
+        Route("/jobs/v1/runs/{id}/logs", runs._logs, methods=["GET"]),
     ]

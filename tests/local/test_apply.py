@@ -257,16 +257,24 @@ def test_unknown_fields_and_bad_values_are_invalid_spec(api, project, spec, wher
     assert _err(info)["details"]["path"] == where
 
 
-@pytest.mark.parametrize("spec, code", [
-    ({"functions": {"replace": {}}}, "FUNCTIONS_NOT_AVAILABLE"),
-    ({"assets": {"put": []}}, "ASSETS_NOT_AVAILABLE"),
+@pytest.mark.parametrize("spec, code, where", [
+    ({"assets": {"put": []}}, "ASSETS_NOT_AVAILABLE", "assets"),
     ({"routes": {"replace": [{"pattern": "/api/*", "target": {"type": "function", "name": "api"}}]}},
-     "FUNCTIONS_NOT_AVAILABLE"),
+     "INVALID_SPEC", "routes.replace[0].target.name"),
+    ({"functions": {"replace": {"Bad": {"source": {"sha256": "0" * 64, "size": 1}}}}}, "INVALID_SPEC",
+     "functions.replace.Bad"),
+    ({"functions": {"replace": {"api": {"source": {"sha256": "0" * 64, "size": 1}, "deps": ["zod"]}}}},
+     "INVALID_SPEC", "functions.replace.api.deps"),
+    ({"functions": {"replace": {"api": {"source": {"sha256": "0" * 64, "size": 1}, "schedule": "61 * * * *"}}}},
+     "INVALID_SPEC", "functions.replace.api.schedule"),
+    ({"functions": {"replace": {"api": {"files": {"a.js": {"sha256": "0" * 64, "size": 1}}}}}},
+     "INVALID_SPEC", "functions.replace.api.entrypoint"),
 ])
-def test_slices_not_available_locally(api, project, spec, code):
+def test_slices_refused(api, project, spec, code, where):
     with pytest.raises(ApiError) as info:
         plan(project, {"project": project["project_id"], **spec})
     assert info.value.http == 400 and _err(info)["code"] == code
+    assert _err(info)["details"]["path"] == where
 
 
 def test_only_the_owner_wallet_plans_and_commits(api, project, tmp_path, monkeypatch):

@@ -37,6 +37,8 @@ THROUGH_CLIENT = {
     ("PUT", "/auth/v1/user/password"): r"cli\(\s*['\"]auth['\"],\s*['\"]set-password['\"]",
     ("POST", "/projects/v1/admin/{id}/promote-user"): r"cli\(\s*['\"]projects['\"],\s*['\"]promote-user['\"]",
     ("POST", "/projects/v1/admin/{id}/demote-user"): r"cli\(\s*['\"]projects['\"],\s*['\"]demote-user['\"]",
+    ("PATCH", "/projects/v1/admin/{id}/functions/{name}"): r"cli\(\s*['\"]functions['\"],\s*['\"]update['\"]",
+    ("DELETE", "/projects/v1/admin/{id}/functions/{name}"): r"cli\(\s*['\"]functions['\"],\s*['\"]delete['\"]",
 }
 GATEWAY_FIXTURES = {"api", "gateway"}
 

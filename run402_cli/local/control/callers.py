@@ -20,6 +20,7 @@ from run402_cli.local.control.x402 import payment_header, payment_required, paym
 
 __all__ = [
     "Project", "bearer_token", "cached_project", "load_project", "mint_key", "project_from_service_key",
+    "project_of_service_key",
     "request_origin", "service_key_gate_key", "verify_project_token", "verify_project_token_async",
     "wallet_from_siwx",
 ]
@@ -183,6 +184,19 @@ async def service_key_gate_key(request: Request, ctx: GatewayContext, project_id
         return ""
     ok = project.id == project_id and claims.get("role") == "service_role"
     return project.id if ok else ""
+
+
+def project_of_service_key(request: Request, ctx: GatewayContext, what: str) -> Project:
+    """The project whose service key the caller holds, for routes that name no project in
+    their path (subdomains, jobs): 401 without a key, 403 for any other kind of key."""
+    token = bearer_token(request)
+    if not token:
+        raise GatewayError(401, "UNAUTHORIZED", "Missing service key (Authorization: Bearer <service_key>)",
+                           category="auth")
+    project, claims = verify_project_token(ctx, token)
+    if claims.get("role") != "service_role":
+        raise GatewayError(403, "FORBIDDEN", f"{what} need the project's service key", category="auth")
+    return project
 
 
 def project_from_service_key(request: Request, ctx: GatewayContext, project_id: str) -> Project:

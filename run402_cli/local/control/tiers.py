@@ -10,23 +10,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from run402_cli.local.control.callers import wallet_from_siwx
+from run402_cli.wire.functions import TIER_FUNCTION_LIMITS
 from run402_cli.wire.times import iso as _iso
 from run402_cli.local.errors import GatewayError
 from run402_cli.local.control.ledger import charge, ensure_account, micros_to_usd
 
 __all__ = ["TIERS", "active_tier", "tier_status"]
 
+# Function caps per tier are in wire.functions.TIER_FUNCTION_LIMITS (the CLI's preflight quotes them too).
 TIERS: dict[str, dict[str, Any]] = {
     "prototype": {"price_micros": 100_000, "lease_days": 7, "storage_mb": 250, "api_calls": 500_000,
-                  "max_functions": 5, "fn_timeout": 10, "fn_memory": 128, "max_scheduled": 1,
-                  "min_cron": 15, "max_secrets": 10, "rank": 1,
+                  "max_secrets": 10, "rank": 1,
                   "description": "Prototype: 7 days, paid with testnet USDC"},
     "hobby": {"price_micros": 5_000_000, "lease_days": 30, "storage_mb": 1024, "api_calls": 5_000_000,
-              "max_functions": 25, "fn_timeout": 30, "fn_memory": 256, "max_scheduled": 3,
-              "min_cron": 5, "max_secrets": 50, "rank": 2, "description": "Hobby: 30 days"},
+              "max_secrets": 50, "rank": 2, "description": "Hobby: 30 days"},
     "team": {"price_micros": 20_000_000, "lease_days": 30, "storage_mb": 10240, "api_calls": 50_000_000,
-             "max_functions": 100, "fn_timeout": 60, "fn_memory": 512, "max_scheduled": 10,
-             "min_cron": 1, "max_secrets": 200, "rank": 3, "description": "Team: 30 days"},
+             "max_secrets": 200, "rank": 3, "description": "Team: 30 days"},
 }
 
 
@@ -64,11 +63,9 @@ def tier_status(conn: psycopg.Connection, wallet: str) -> dict[str, Any]:
         },
     }
     if t:
+        fn_caps = TIER_FUNCTION_LIMITS[tier]  # type: ignore[index]
         out["function_limits"] = {
-            "max_function_timeout_seconds": t["fn_timeout"],
-            "max_function_memory_mb": t["fn_memory"],
-            "max_scheduled_functions": t["max_scheduled"],
-            "min_cron_interval_minutes": t["min_cron"],
+            **{k: v for k, v in fn_caps.items() if k != "max_functions"},
             "current_scheduled_functions": 0,
         }
     return out
@@ -78,7 +75,7 @@ def _quote(request: Request) -> JSONResponse:
     return JSONResponse({"tiers": {
         name: {"price": micros_to_usd(t["price_micros"]), "price_usd_micros": t["price_micros"],
                "lease_days": t["lease_days"], "storage_mb": t["storage_mb"], "api_calls": t["api_calls"],
-               "max_functions": t["max_functions"], "description": t["description"]}
+               "max_functions": TIER_FUNCTION_LIMITS[name]["max_functions"], "description": t["description"]}
         for name, t in TIERS.items()}})
 
 

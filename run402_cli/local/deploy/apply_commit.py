@@ -26,7 +26,8 @@ from starlette.responses import JSONResponse
 
 from run402_cli.local.deploy.apply_plan import Target, compute_target
 from run402_cli.local.deploy.apply_store import (
-    TERMINAL, active_release, deploy_error, hold_deploy_lock, load_operation, migration_checksum, operation_snapshot,
+    TERMINAL, active_release, deploy_error, hold_deploy_lock, load_operation, load_plan, migration_checksum,
+    operation_snapshot,
     owned_project, update_operation,
 )
 from run402_cli.local.control.callers import Project, wallet_from_siwx
@@ -38,6 +39,7 @@ from run402_cli.local.deploy.deploy_common import (
 )
 from run402_cli.local.runtime.db import notify_postgrest
 from run402_cli.local.errors import GatewayError
+from run402_cli.local.functions.bundles import FunctionBuildFailed, build_missing, function_sources
 from run402_cli.local.data.expose import apply_manifest, custom_policies_of, introspect_catalog, run_custom_policies
 from run402_cli.local.data.expose_validate import validate as validate_expose
 from run402_cli.local.data.tenant_sql import SqlRefused, screen, tenant_session
@@ -50,14 +52,6 @@ class _Failed(Exception):
     def __init__(self, error: dict[str, Any], status: str = "failed") -> None:
         super().__init__(error["message"])
         self.error, self.status = error, status
-
-
-def _plan_row(conn: psycopg.Connection, plan_id: str) -> dict[str, Any] | None:
-    row = conn.execute("SELECT id, project_id, operation_id, wallet, base_mode, base_release_id, manifest_digest, "
-                       "spec, expires_at < now() FROM run402_meta.deploy_plans WHERE id = %s", (plan_id,)).fetchone()
-    keys = ("id", "project_id", "operation_id", "wallet", "base_mode", "base_release_id", "manifest_digest", "spec",
-            "expired")
-    return dict(zip(keys, row)) if row else None
 
 
 def _urls(request: Request, conn: psycopg.Connection, project_id: str, deployment_id: str) -> dict[str, str]:
@@ -122,6 +116,8 @@ class _Run:
                                      details={"keys": t.unknown_deletes}, next_actions=[{"action": "edit_spec"}]))
         refs = {f["sha256"]: f["size"] for f in t.desired["site"]["files"].values()}
         refs.update({m["sql_ref"]["sha256"]: m["sql_ref"]["size"] for m in t.new_migrations})
+        refs.update({r["sha256"]: r["size"] for e in t.desired["functions"].values() if not e.get("bundle")
+                     for r in function_sources(e)})
         present = linked_present(self.ctx, self.project.id, list(refs),
                                  release_files=t.base_state["site"]["files"])
         missing = [{"sha256": s, "size": n} for s, n in refs.items() if s not in present]
@@ -131,6 +127,16 @@ class _Run:
                                      next_actions=[{"action": "upload_content"}]))
         self.phase("validate", "done")
         return t
+
+    # -- stage: bundle every function whose sources changed (the rest keep their base's bundle)
+    def stage(self, t: Target) -> None:
+        try:
+            for name, sha in build_missing(self.ctx, t.desired["functions"]):
+                self.event({"type": "function.built", "name": name, "bundle_sha256": sha})
+        except FunctionBuildFailed as exc:
+            raise _Failed(self.error(exc.error.code, f"functions.{exc.name}: {exc.error.message}", "stage",
+                                     resource=f"functions.{exc.name}", details=exc.error.details or {},
+                                     next_actions=[{"action": "edit_function", "name": exc.name}])) from None
 
     # -- migrate -------------------------------------------------------------------------
     def _sql_text(self, m: dict[str, Any]) -> str:
@@ -249,6 +255,8 @@ class _Run:
             self.phase("activate", "done")
             self.event({"type": "ready", "releaseId": release_id, "urls": urls})
             notify_postgrest(conn)
+        if t.secret_deletes:
+            self.ctx.secrets_changed(pid)  # its function workers start afresh without them
         # The project's own policies, in its own session, once the manifest's grants are in place.
         run_custom_policies(self.ctx, self.project, policies, dry_run=False)
         self.ctx.schema_changed()
@@ -279,6 +287,7 @@ class _Run:
             if migrated:
                 try:
                     t = compute_target(self.ctx, self.conn, self.project, self.plan["spec"])
+                    self.stage(t)
                 except GatewayError as exc:
                     raise _Failed(self.error(exc.code, exc.message, "activate", safe_to_retry=True,
                                              mutation_state="partial", details=exc.details or {}),
@@ -301,7 +310,8 @@ class _Run:
                     self.event({"type": "ready", "releaseId": active[0], "urls": urls, "is_noop": True})
                     return
                 self.phase("stage", "started")
-                self.phase("stage", "done")  # content is already in the CAS: staging is the release row
+                self.stage(t)  # site content is already in the CAS; functions are bundled here
+                self.phase("stage", "done")
                 migrated = self.migrate(t)
         except _Failed as failed:
             update_operation(self.conn, self.op_id, status=failed.status, error=failed.error)
@@ -356,7 +366,7 @@ def _commit_sync(request: Request, body: Any) -> JSONResponse:
         raise GatewayError(400, "BAD_REQUEST", "Body must be {} or {idempotency_key}")
     wallet = wallet_from_siwx(request, ctx)
     with ctx.pool.connection() as conn:
-        plan = _plan_row(conn, request.path_params["id"])
+        plan = load_plan(conn, request.path_params["id"])
     if plan is None:
         raise GatewayError(404, "PLAN_NOT_FOUND", f"Plan {request.path_params['id']} not found", category="deploy")
     project = owned_project(ctx, wallet, plan["project_id"])
@@ -374,7 +384,7 @@ def _resume_sync(request: Request) -> JSONResponse:
     op_id = request.path_params["id"]
     with ctx.pool.connection() as conn:
         op = load_operation(conn, op_id)
-        plan = _plan_row(conn, op["plan_id"]) if op else None
+        plan = load_plan(conn, op["plan_id"]) if op else None
     if op is None or plan is None:
         raise GatewayError(404, "OPERATION_NOT_FOUND", f"Operation {op_id} not found", category="deploy")
     project = owned_project(ctx, wallet, op["project_id"])

@@ -31,6 +31,8 @@ from run402_cli.local.context import GatewayContext
 from run402_cli.local.deploy.deploy_common import add_event, canonical_json, new_id, read_json
 from run402_cli.local.errors import GatewayError
 from run402_cli.local.data.expose_validate import validate as validate_expose
+from run402_cli.local.functions.specs import check_tier, functions_diff, route_warnings
+from run402_cli.local.web.site_match import static_public_paths
 from run402_cli.wire.errors import BASE_RELEASE_CONFLICT, MISSING_REQUIRED_SECRET
 
 __all__ = ["Target", "compute_target"]
@@ -116,6 +118,7 @@ def compute_target(ctx: GatewayContext, conn: psycopg.Connection, project: Proje
             raise GatewayError(400, "INVALID_MANIFEST", f"database.expose has {len(errors)} error(s)",
                                category="deploy", details={"path": "database.expose"},
                                extra={"errors": errors, "warnings": warnings})
+    check_tier(project.tier, desired["functions"])
     secret_keys = _secret_keys(conn, project.id)
     deletes = spec.get("secrets", {}).get("delete", [])
     return Target(base_mode=mode, base_release_id=base_id, base_state=base_state, desired=desired,
@@ -124,11 +127,18 @@ def compute_target(ctx: GatewayContext, conn: psycopg.Connection, project: Proje
                   unknown_deletes=sorted(set(deletes) - secret_keys))
 
 
+def function_refs(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ContentRefs of the sources a spec's functions slice names."""
+    fns = spec.get("functions") or {}
+    specs = [*(fns.get("replace") or {}).values(), *((fns.get("patch") or {}).get("set") or {}).values()]
+    return [ref for fs in specs for ref in ([fs["source"]] if "source" in fs else list(fs["files"].values()))]
+
+
 def _refs(spec: dict[str, Any]) -> list[dict[str, Any]]:
     refs: dict[str, int] = {}
     site = spec.get("site", {})
     for ref in [*site.get("replace", {}).values(), *site.get("patch", {}).get("put", {}).values(),
-                *(m["sql_ref"] for m in spec.get("database", {}).get("migrations", []))]:
+                *(m["sql_ref"] for m in spec.get("database", {}).get("migrations", [])), *function_refs(spec)]:
         refs.setdefault(ref["sha256"], ref["size"])
     return [{"sha256": s, "size": n} for s, n in refs.items()]
 
@@ -147,6 +157,9 @@ def _warnings(t: Target) -> list[dict[str, Any]]:
         out.append({"code": "SECRET_NOT_FOUND", "severity": "high", "requires_confirmation": True,
                     "message": f"secrets.delete names unknown key(s): {', '.join(t.unknown_deletes)}",
                     "affected": t.unknown_deletes})
+    public = [row["public_path"] for row in static_public_paths(t.desired)
+              if row["reachability_authority"] != "route_static_alias"]
+    out.extend(route_warnings(t.base_state, t.desired, public))
     if t.base_state["site"]["public_paths"].get("mode") == "explicit" and \
             t.desired["site"]["public_paths"].get("mode") == "implicit":
         out.append({"code": "PUBLIC_PATHS_WIDENED", "severity": "warn", "requires_confirmation": True,
@@ -168,6 +181,7 @@ def plan_response(ctx: GatewayContext, project: Project, spec: dict[str, Any], t
                "removed": existing_deletes}
     # Files carried forward from the base release are stored already, named in the spec or not.
     static = st.static_assets_diff(old_files, new_files, present | {f["sha256"] for f in old_files.values()})
+    functions = functions_diff(t.base_state["functions"], t.desired["functions"])
     others = any(t.base_state[k] != t.desired[k] for k in ("expose", "i18n", "checks")) or \
         t.base_state["site"]["public_paths"] != t.desired["site"]["public_paths"]
     is_noop = (t.base_state == t.desired and not t.new_migrations  # JSON values: == is canonical equality
@@ -175,14 +189,14 @@ def plan_response(ctx: GatewayContext, project: Project, spec: dict[str, Any], t
     return {
         "kind": "plan_response", "schema_version": SCHEMA_VERSION, "plan_id": plan_id, "operation_id": operation_id,
         "base_release_id": t.base_release_id, "manifest_digest": digest, "is_noop": is_noop,
-        "summary": st.summary(site, len(t.new_migrations), routes, subdomains, secrets, others),
+        "summary": st.summary(site, len(t.new_migrations), routes, subdomains, secrets, others, functions),
         "expected_events": ["plan.created"] if plan_id else [],
         "missing_content": [{**r, "present": r["sha256"] in present} for r in refs],
         "warnings": _warnings(t), "payment_required": None,
         "migrations": {"new": [{"id": m["id"], "checksum_hex": migration_checksum(m),
                                 "transaction": "none" if m.get("transaction") == "none" else "default"}
                                for m in t.new_migrations], "noop": t.noop_migrations},
-        "site": site, "functions": {"added": [], "removed": [], "changed": []}, "secrets": secrets,
+        "site": site, "functions": functions, "secrets": secrets,
         "subdomains": subdomains, "routes": routes, "static_assets": static,
         "cost": {"storage_bytes_added": static["newly_uploaded_cas_bytes"], "storage_bytes_freed": 0,
                  "storage_bytes_net": static["newly_uploaded_cas_bytes"], "asset_keys_added": 0,

@@ -5,8 +5,8 @@ The gateway trusts nothing the client normalized: every level rejects unknown fi
 site path is checked before it can become a key of a release (paths never touch the
 filesystem — objects are addressed by digest — but a hostile key must still never be stored
 or served). Every refusal is a 400 `INVALID_SPEC` whose `details.path` names the offending
-field, so an agent can fix exactly that. Slices this gateway does not run yet (functions,
-assets) are refused with their own codes (`FUNCTIONS_NOT_AVAILABLE`, `ASSETS_NOT_AVAILABLE`).
+field, so an agent can fix exactly that. The functions slice's own rules live with the functions
+room (functions/specs.py). The assets slice is not served yet: refused as `ASSETS_NOT_AVAILABLE`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any, NoReturn
 
 from run402_cli.local.deploy.cas import SHA256_RE
 from run402_cli.local.errors import GatewayError
+from run402_cli.local.functions import specs as function_specs
+from run402_cli.wire.functions import function_name_problem
 from run402_cli.wire.release import (
     CONTROL_CHARS, DETECT_RULE, LOCALE_TAG, ROUTE_METHODS, SECRET_KEY, release_path_problem,
     route_pattern_problem, subdomain_problem,
@@ -212,9 +214,15 @@ def _routes(value: Any) -> None:
                 _bad(where + ".methods", f"must be a non-empty subset of {list(ROUTE_METHODS)}")
         target = r["target"]
         if isinstance(target, dict) and target.get("type") == "function":
-            raise GatewayError(400, "FUNCTIONS_NOT_AVAILABLE", "Function route targets are not available in this "
-                               "version of the local gateway; functions come in a later version",
-                               category="deploy", details={"path": where + ".target"})
+            _obj(target, where + ".target", {"type", "name"}, ("type", "name"))
+            if function_name_problem(target["name"]):
+                _bad(where + ".target.name", f"function name {function_name_problem(target['name'])}")
+            if r.get("acknowledge_readonly", True) is not True:
+                _bad(where + ".acknowledge_readonly", "can only be true")
+            if "acknowledge_readonly" in r and (not r["pattern"].endswith("/*") or "methods" not in r
+                                                or set(r["methods"]) - {"GET", "HEAD"}):
+                _bad(where + ".acknowledge_readonly", "is only valid on a wildcard route whose methods are all GET/HEAD")
+            continue
         _obj(target, where + ".target", {"type", "file"}, ("type", "file"))
         if target["type"] != "static":
             _bad(where + ".target.type", 'must be "static" or "function"')
@@ -260,9 +268,7 @@ def validate_spec(spec: Any) -> dict[str, Any]:
     if not isinstance(spec["project"], str) or not spec["project"].startswith("prj_"):
         _bad("project", "must be a project id (prj_...)")
     if "functions" in spec:
-        raise GatewayError(400, "FUNCTIONS_NOT_AVAILABLE", "The functions slice is not available in this version "
-                           "of the local gateway; functions come in a later version", category="deploy",
-                           details={"path": "functions"}, hint="Deploy the site/database parts without functions")
+        function_specs.validate_slice(spec["functions"], _content_ref)
     if "assets" in spec:
         raise GatewayError(400, "ASSETS_NOT_AVAILABLE", "The assets slice is not available in this version of "
                            "the local gateway", category="deploy", details={"path": "assets"})

@@ -7,6 +7,7 @@ State (stored whole in `run402_meta.releases.state`, so a release never changes)
     routes              materialized entries {pattern, kind, prefix, methods, target}
     subdomains          names the release manages
     secrets_required    keys a commit checks for
+    functions           {name: entry} (functions/specs.py; bundles are built at commit)
     expose, i18n, checks  as declared (None = never declared)
 Omitted spec sections carry forward from the base state; `public_paths` in
 explicit mode is sticky (a site change without public_paths keeps the base's table).
@@ -20,6 +21,7 @@ from typing import Any
 
 from run402_cli.local.deploy.deploy_common import canonical_json, content_type_for
 from run402_cli.local.errors import GatewayError
+from run402_cli.local.functions.specs import apply_slice
 
 __all__ = [
     "EMPTY_STATE", "desired_state", "file_changes", "route_manifest_sha256", "routes_diff", "set_diff",
@@ -29,6 +31,7 @@ __all__ = [
 EMPTY_STATE: dict[str, Any] = {
     "site": {"files": {}, "public_paths": {"mode": "implicit"}},
     "routes": [], "subdomains": [], "secrets_required": [], "expose": None, "i18n": None, "checks": None,
+    "functions": {},
 }
 
 
@@ -59,7 +62,7 @@ def desired_state(base: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     merged = {**EMPTY_STATE, **base}
     # A deep copy but for the site's file table (thousands of entries): those are flat dicts
     # (_file), copied one level down, and not at all when the spec replaces the site.
-    state = copy.deepcopy({k: v for k, v in merged.items() if k != "site"})
+    state = copy.deepcopy({k: v for k, v in merged.items() if k not in ("site", "functions")})
     public_paths = merged["site"]["public_paths"]
     site = spec.get("site")
     if site is not None and "replace" in site:
@@ -89,6 +92,7 @@ def desired_state(base: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
         if required is None:
             required = [k for k in state["secrets_required"] if k not in spec["secrets"].get("delete", [])]
         state["secrets_required"] = sorted(set(required))
+    state["functions"] = apply_slice(merged["functions"], spec.get("functions"))
     if "expose" in spec.get("database", {}):
         state["expose"] = spec["database"]["expose"]
     for key in ("i18n", "checks"):
@@ -110,6 +114,9 @@ def _check_references(state: dict[str, Any]) -> None:
         if target.get("type") == "static" and target["file"] not in files:
             raise _invalid(f"routes.replace[{i}].target.file",
                            f"{target['file']!r} is not a file of the resulting release")
+        if target.get("type") == "function" and target["name"] not in state["functions"]:
+            raise _invalid(f"routes.replace[{i}].target.name",
+                           f"{target['name']!r} is not a function of the resulting release")
 
 
 # -- digests ------------------------------------------------------------------------------------
@@ -196,7 +203,7 @@ def set_diff(old: list[str], new: list[str]) -> dict[str, list[str]]:
 
 
 def summary(site: dict[str, Any], migrations_new: int, routes: dict[str, Any], subdomains: dict[str, Any],
-            secrets: dict[str, Any], other_changed: bool) -> str:
+            secrets: dict[str, Any], other_changed: bool, functions: dict[str, Any] | None = None) -> str:
     parts = []
     t = site["totals"]
     for n, word in ((t["added"], "added"), (t["changed"], "changed"), (t["removed"], "removed")):
@@ -211,6 +218,12 @@ def summary(site: dict[str, Any], migrations_new: int, routes: dict[str, Any], s
         parts.append(f"{len(subdomains['added']) + len(subdomains['removed'])} subdomain change(s)")
     if secrets["added"] or secrets["removed"]:
         parts.append(f"{len(secrets['added']) + len(secrets['removed'])} secret change(s)")
+    fn: dict[str, Any] = functions or {"added": [], "removed": [], "changed": []}
+    n_fn = len(fn["added"]) + len(fn["removed"]) + len(fn["changed"])
+    if n_fn:
+        parts.append(f"{n_fn} function change{'s' if n_fn != 1 else ''}")
     if other_changed:
         parts.append("database expose/i18n/checks changed")
-    return "; ".join(parts) + "; no functions changed" if parts else "no changes"
+    if not parts:
+        return "no changes"
+    return "; ".join(parts) + ("" if n_fn else "; no functions changed")

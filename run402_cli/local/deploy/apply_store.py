@@ -18,7 +18,7 @@ from run402_cli.local.errors import GatewayError
 __all__ = [
     "hold_deploy_lock",
     "TERMINAL", "active_release", "deploy_error", "load_operation", "load_release", "migration_checksum",
-    "operation_snapshot", "owned_project", "registry", "settle_registry", "update_operation",
+    "operation_snapshot", "owned_project", "registry", "settle_registry", "update_operation", "load_plan",
 ]
 
 TERMINAL = ("ready", "failed", "rolled_back", "needs_repair")
@@ -128,3 +128,12 @@ def update_operation(conn: psycopg.Connection, operation_id: str, **fields: Any)
         args.append(json.dumps(value) if key in ("urls", "error") and value is not None else value)
     conn.execute(f"UPDATE run402_meta.deploy_operations SET {', '.join(sets)}, updated_at = now() WHERE id = %s",
                  (*args, operation_id))
+
+
+def load_plan(conn: psycopg.Connection, plan_id: str) -> dict[str, Any] | None:
+    """A plan row as a dict (its spec, base and operation), or None."""
+    row = conn.execute("SELECT id, project_id, operation_id, wallet, base_mode, base_release_id, manifest_digest, "
+                       "spec, expires_at < now() FROM run402_meta.deploy_plans WHERE id = %s", (plan_id,)).fetchone()
+    keys = ("id", "project_id", "operation_id", "wallet", "base_mode", "base_release_id", "manifest_digest", "spec",
+            "expired")
+    return dict(zip(keys, row)) if row else None

@@ -4,7 +4,7 @@
       state.json                the running gateway: pid, port, api_base (gone when stopped)
       port                      the last port used, so api_base stays stable across restarts
       gateway.secret.json       0600: PostgREST JWT secret, authenticator password, treasury key,
-                                upload URL signing key
+                                upload URL signing key, project secrets' encryption key
       logs/                     gateway.log, postgres.log, postgrest.log
       pg/ (or pg-location)      the PostgreSQL cluster (see pgcluster.py); pg.lock serializes its
                                 start/stop between the gateway's watchdog and `run402 local up|down`
@@ -81,15 +81,18 @@ class LocalLayout:
     def secrets(self) -> dict[str, str]:
         """Created once per installation; never leaves this file except to PostgREST's config.
 
-        `upload_url_secret` signs the gateway's self-served upload URLs (deploy/content.py). Files
-        written before it existed are not rewritten: the key is derived from the JWT secret."""
+        `upload_url_secret` signs the gateway's self-served upload URLs (deploy/content.py);
+        `secrets_key` (32 bytes, hex) encrypts project secrets at rest (secrets/store.py). Files
+        written before either existed are not rewritten: the missing key is derived from the JWT
+        secret, each with its own label, so the same file always gives the same keys."""
         try:
             data = json.loads(self.secrets_file.read_text())
             if isinstance(data, dict) and {"postgrest_jwt_secret", "authenticator_password", "treasury_key"} <= data.keys():
-                if "upload_url_secret" not in data:
-                    data["upload_url_secret"] = hmac.new(
-                        str(data["postgrest_jwt_secret"]).encode(), b"run402 upload-url v1", hashlib.sha256
-                    ).hexdigest()
+                for name, label in (("upload_url_secret", b"run402 upload-url v1"),
+                                    ("secrets_key", b"run402 secrets-key v1")):
+                    if name not in data:
+                        data[name] = hmac.new(str(data["postgrest_jwt_secret"]).encode(), label,
+                                              hashlib.sha256).hexdigest()
                 return data
         except (OSError, ValueError):
             pass
@@ -99,6 +102,7 @@ class LocalLayout:
             # The local testnet's payee: payments to the gateway are addressed to this key's address.
             "treasury_key": "0x" + secrets.token_bytes(32).hex(),
             "upload_url_secret": secrets.token_hex(32),
+            "secrets_key": secrets.token_hex(32),
         }
         self.ensure()
         atomic_write_json(self.secrets_file, data, prefix="gateway-secret")

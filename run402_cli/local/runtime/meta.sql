@@ -304,3 +304,29 @@ CREATE OR REPLACE FUNCTION run402_meta.notify_postgrest(what text) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog AS $$
     SELECT pg_notify((SELECT value FROM run402_meta.settings WHERE key = 'postgrest_channel'), what)
 $$;
+
+-- Functions' console output, a row a line, with the invocation's request id (functions logs).
+CREATE TABLE IF NOT EXISTS run402_meta.function_logs (
+    id                  bigserial PRIMARY KEY,
+    project_id          text NOT NULL,
+    function_name       text NOT NULL,
+    request_id          text,
+    ts                  timestamptz NOT NULL,
+    level               text NOT NULL,
+    message             text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS function_logs_fn ON run402_meta.function_logs (project_id, function_name, ts);
+CREATE INDEX IF NOT EXISTS function_logs_request ON run402_meta.function_logs (project_id, request_id);
+
+-- What a function's schedule has done (schedule_meta); kept across restarts and releases.
+CREATE TABLE IF NOT EXISTS run402_meta.function_schedules (
+    project_id          text NOT NULL,
+    function_name       text NOT NULL,
+    schedule            text NOT NULL,
+    next_run_at         timestamptz,
+    last_run_at         timestamptz,
+    last_status         text,
+    last_error          text,
+    run_count           bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (project_id, function_name)
+);

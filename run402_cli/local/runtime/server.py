@@ -98,8 +98,10 @@ def serve(local_dir: Path, port: int) -> None:
             postgrest_jwt_secret=secrets["postgrest_jwt_secret"],
             treasury_address=_treasury_address(secrets["treasury_key"]),
             cas_dir=str(layout.cas_dir),
+            secrets_key=bytes.fromhex(secrets["secrets_key"]),
             down=down,
             postgres_alive=cluster.is_running,
+            api_base=api_base,
         )
         app = build_app(ctx)
         # Its thread lives as long as the gateway, so a PostgREST it respawns keeps its parent.

@@ -22,7 +22,7 @@ from run402_cli.local.runtime.layout import DEFAULT_PORT, LocalLayout
 __all__ = ["LOG_NAMES", "down", "logs", "status", "up"]
 
 LOG_NAMES = ("gateway", "postgres", "postgrest")
-_REQUIRED_MODULES = ("starlette", "uvicorn", "psycopg", "psycopg_pool", "jwt")
+_REQUIRED_MODULES = ("starlette", "uvicorn", "psycopg", "psycopg_pool", "jwt", "cryptography")
 # The first start fetches PostgREST and runs initdb: give it time.
 _START_TIMEOUT = 240.0
 # After `up` restarted a dead Postgres under a running gateway (the gateway reconnects in ~1 s).

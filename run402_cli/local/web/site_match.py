@@ -3,7 +3,7 @@ used both to serve sites (sites.py) and to explain a URL (`GET /apply/v1/resolve
 diagnosis can never disagree with what is served.
 
 Order: routes first (exact beats prefix, longest prefix wins; a method-compatible route wins
-over static files), then static lookup (explicit table, or implicit file paths with directory
+over static files; a function route's request goes to its function, which fails closed), then static lookup (explicit table, or implicit file paths with directory
 index and /dir -> /dir/ redirect), then the SPA fallback, then 404. Unsafe methods never get
 static content (405, Allow: GET, HEAD).
 """
@@ -125,7 +125,10 @@ def resolve(state: dict[str, Any], method: str, path: str) -> Resolution:
         methods = route["methods"]
         if methods is None or method in methods:
             target = route["target"]
-            if target.get("type") == "static" and target["file"] in files:
+            if target.get("type") == "function":
+                res = Resolution(match="route_function", result=200, route=route, direct=False,
+                                 reachability_authority="route_function", authorization_result="not_applicable")
+            elif target.get("type") == "static" and target["file"] in files:
                 res = _hit(files, target["file"], "route_static_alias", "route_static_alias", direct=False,
                            route=route)
             else:

@@ -5,7 +5,7 @@ activation), a project host `prj-…` (the project's active release) or a deploy
 `dpl-…` (exactly that release, forever). `SiteDispatch` sits in front of the API: a request
 for `*.localhost` never reaches an API route, and `127.0.0.1:<port>` / `localhost:<port>` never
 reach a site. What a path maps to is decided by site_match.resolve, the same function
-`GET /apply/v1/resolve` explains.
+`GET /apply/v1/resolve` explains. A function route's request is handed to functions/invoke.py.
 
 Release states are immutable, so they are cached by release id; which release a host serves
 is read from the database on every request, so an activation is visible at once.
@@ -26,6 +26,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from run402_cli.local.deploy.apply_state import EMPTY_STATE
 from run402_cli.local.deploy.cas import Cas
 from run402_cli.local.context import GatewayContext
+from run402_cli.local.control.callers import cached_project
+from run402_cli.local.functions.invoke import invoke_routed
 from run402_cli.local.web.site_match import Resolution, cache_policy, resolve
 
 __all__ = ["Binding", "SiteDispatch", "lookup_host", "release_state", "site_hostname"]
@@ -124,6 +126,11 @@ async def serve_site(request: Request, hostname: str) -> Response:
                                  headers={"Cache-Control": "no-store"})
     state = await run_in_threadpool(release_state, ctx, binding.release_id)
     res = resolve(state, request.method, request.url.path)
+    if res.match == "route_function" and res.route is not None:
+        project = await cached_project(ctx, binding.project_id)
+        if project is None:
+            return PlainTextResponse(f"No site at {hostname}\n", status_code=404, headers={"Cache-Control": "no-store"})
+        return await invoke_routed(request, project, state, res.route, hostname)
     if res.result == 400:
         return PlainTextResponse("Bad path\n", status_code=400)
     if res.result == 301 and res.location:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from run402_cli.wire.release import subdomain_problem
-from run402_cli.local.control.callers import Project, bearer_token, verify_project_token
+from run402_cli.local.control.callers import Project, project_of_service_key
 from run402_cli.local.context import GatewayContext
 from run402_cli.local.deploy.deploy_common import deployment_host, iso, label_url, read_json
 from run402_cli.local.errors import GatewayError
@@ -26,14 +26,7 @@ __all__: list[str] = []  # handlers only: local/routes.py lists them
 
 
 def _project(request: Request, ctx: GatewayContext) -> Project:
-    token = bearer_token(request)
-    if not token:
-        raise GatewayError(401, "UNAUTHORIZED", "Missing service key (Authorization: Bearer <service_key>)",
-                           category="auth")
-    project, claims = verify_project_token(ctx, token)
-    if claims.get("role") != "service_role":
-        raise GatewayError(403, "FORBIDDEN", "Subdomains need the project's service key", category="auth")
-    return project
+    return project_of_service_key(request, ctx, "Subdomains")
 
 
 def _row(request: Request, row: tuple) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Platform-managed jobs: the local gateway runs none (runs.py says so, with what to do instead)."""
