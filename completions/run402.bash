@@ -4,7 +4,7 @@
 
 _run402_subcommands() {
     case "$1" in
-        'run402') echo 'init status allowance tier projects auth sites deploy subdomains service local' ;;
+        'run402') echo 'init status allowance tier projects auth sites deploy functions subdomains secrets jobs service local' ;;
         'run402 allowance') echo 'create status fund balance export' ;;
         'run402 tier') echo 'status set' ;;
         'run402 projects') echo 'quote provision use list info keys sql schema usage delete rest apply-expose get-expose validate-expose promote-user demote-user' ;;
@@ -12,7 +12,10 @@ _run402_subcommands() {
         'run402 sites') echo 'deploy-dir deploy' ;;
         'run402 deploy') echo 'apply resume list events diagnose resolve release' ;;
         'run402 deploy release') echo 'get active diff' ;;
+        'run402 functions') echo 'deploy invoke logs update list delete' ;;
         'run402 subdomains') echo 'claim list delete' ;;
+        'run402 secrets') echo 'set list delete' ;;
+        'run402 jobs') echo 'submit get cancel logs' ;;
         'run402 service') echo 'status health' ;;
         'run402 local') echo 'up down status logs mailbox' ;;
     esac
@@ -71,10 +74,26 @@ _run402_flags() {
         'run402 deploy release get') echo '--project --site-limit --help -h' ;;
         'run402 deploy release active') echo '--project --site-limit --help -h' ;;
         'run402 deploy release diff') echo '--from --to --project --limit --help -h' ;;
+        'run402 functions') echo '--help -h' ;;
+        'run402 functions deploy') echo '--file --timeout --memory --deps --schedule --help -h' ;;
+        'run402 functions invoke') echo '--method --body --help -h' ;;
+        'run402 functions logs') echo '--tail --since --request-id --follow --help -h' ;;
+        'run402 functions update') echo '--schedule --schedule-remove --timeout --memory --help -h' ;;
+        'run402 functions list') echo '--help -h' ;;
+        'run402 functions delete') echo '--help -h' ;;
         'run402 subdomains') echo '--help -h' ;;
         'run402 subdomains claim') echo '--project --deployment --help -h' ;;
         'run402 subdomains list') echo '--project --help -h' ;;
         'run402 subdomains delete') echo '--confirm --project --help -h' ;;
+        'run402 secrets') echo '--help -h' ;;
+        'run402 secrets set') echo '--file --stdin --help -h' ;;
+        'run402 secrets list') echo '--help -h' ;;
+        'run402 secrets delete') echo '--help -h' ;;
+        'run402 jobs') echo '--help -h' ;;
+        'run402 jobs submit') echo '--file --stdin --project --help -h' ;;
+        'run402 jobs get') echo '--project --help -h' ;;
+        'run402 jobs cancel') echo '--project --help -h' ;;
+        'run402 jobs logs') echo '--project --tail --since --help -h' ;;
         'run402 service') echo '--help -h' ;;
         'run402 service status') echo '--help -h' ;;
         'run402 service health') echo '--help -h' ;;
@@ -111,9 +130,18 @@ _run402_value_flags() {
         'run402 deploy release get') echo '--project --site-limit' ;;
         'run402 deploy release active') echo '--project --site-limit' ;;
         'run402 deploy release diff') echo '--from --to --project --limit' ;;
+        'run402 functions deploy') echo '--file --timeout --memory --deps --schedule' ;;
+        'run402 functions invoke') echo '--method --body' ;;
+        'run402 functions logs') echo '--tail --since --request-id' ;;
+        'run402 functions update') echo '--schedule --timeout --memory' ;;
         'run402 subdomains claim') echo '--project --deployment' ;;
         'run402 subdomains list') echo '--project' ;;
         'run402 subdomains delete') echo '--project' ;;
+        'run402 secrets set') echo '--file' ;;
+        'run402 jobs submit') echo '--file --project' ;;
+        'run402 jobs get') echo '--project' ;;
+        'run402 jobs cancel') echo '--project' ;;
+        'run402 jobs logs') echo '--project --tail --since' ;;
         'run402 local up') echo '--port' ;;
         'run402 local logs') echo '--lines -n --service' ;;
         'run402 local mailbox') echo '--to' ;;

@@ -6,7 +6,7 @@ _run402_node() {  # sets names, subs, flags, vflags for the command path $1
     names=() subs=() flags=() vflags=()
     case $1 in
         ('run402')
-            names=('init' 'status' 'allowance' 'tier' 'projects' 'auth' 'sites' 'deploy' 'subdomains' 'service' 'local')
+            names=('init' 'status' 'allowance' 'tier' 'projects' 'auth' 'sites' 'deploy' 'functions' 'subdomains' 'secrets' 'jobs' 'service' 'local')
             subs=(
                 'init:Set up: config dir, allowance, test funds, tier status and the next...'
                 'status:Show allowance, tier, balances and projects in one JSON document.'
@@ -16,7 +16,10 @@ _run402_node() {  # sets names, subs, flags, vflags for the command path $1
                 'auth:A project'\''s end-user auth: magic links, users, passwords, settings,...'
                 'sites:Static sites: deploy a directory or a legacy files manifest.'
                 'deploy:Unified deploy: apply a release spec, resume, inspect operations,...'
+                'functions:Functions: deploy, invoke, tail the logs of, reschedule, list and...'
                 'subdomains:Subdomains: claim <name>.<domain> for a project'\''s site, list and...'
+                'secrets:Secrets: write-only values a project'\''s functions read as environmen...'
+                'jobs:Managed jobs: submit a platform-managed job run, read it, its logs,...'
                 'service:Service status and health of the Run402 API (no auth needed).'
                 'local:The local gateway: real PostgreSQL + PostgREST + the Run402 API on...'
             )
@@ -486,6 +489,76 @@ _run402_node() {  # sets names, subs, flags, vflags for the command path $1
             )
             vflags=('--from' '--to' '--project' '--limit')
             ;;
+        ('run402 functions')
+            names=('deploy' 'invoke' 'logs' 'update' 'list' 'delete')
+            subs=(
+                'deploy:Deploy (or redeploy) a function from one source file.'
+                'invoke:Call a deployed function directly, with the project'\''s service key,...'
+                'logs:Print a function'\''s recent log entries, or follow them as they come.'
+                'update:Change a function'\''s schedule, timeout or memory without redeploying...'
+                'list:List a project'\''s functions, with their schedules and last runs.'
+                'delete:Delete a function (its URL stops answering at once; a schedule stop...'
+            )
+            flags=(
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            ;;
+        ('run402 functions deploy')
+            flags=(
+                '--file:Required: the code, one .js, .mjs or .ts module.'
+                '--timeout:Timeout in seconds (capped by the tier).'
+                '--memory:Memory in MB (capped by the tier).'
+                '--deps:npm packages to bundle, comma-separated (at most 30), e.g. lodash,d...'
+                '--schedule:A 5-field cron schedule (UTC); '\'''\'' removes the schedule.'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--file' '--timeout' '--memory' '--deps' '--schedule')
+            ;;
+        ('run402 functions invoke')
+            flags=(
+                '--method:The HTTP method (default POST).'
+                '--body:The request body, sent as it is (not for GET/HEAD).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--method' '--body')
+            ;;
+        ('run402 functions logs')
+            flags=(
+                '--tail:How many of the latest entries (default 50, at most 1000).'
+                '--since:Only entries from this time: ISO-8601 or epoch ms.'
+                '--request-id:Only entries of this request (req_..., from a routed 500'\''s X-Run402...'
+                '--follow:Keep polling every 3 s and print new entries as lines '\''[<timestamp>...'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--tail' '--since' '--request-id')
+            ;;
+        ('run402 functions update')
+            flags=(
+                '--schedule:A new 5-field cron schedule (UTC); '\'''\'' removes it.'
+                '--schedule-remove:Remove the schedule.'
+                '--timeout:Timeout in seconds.'
+                '--memory:Memory in MB.'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--schedule' '--timeout' '--memory')
+            ;;
+        ('run402 functions list')
+            flags=(
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            ;;
+        ('run402 functions delete')
+            flags=(
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            ;;
         ('run402 subdomains')
             names=('claim' 'list' 'delete')
             subs=(
@@ -523,6 +596,88 @@ _run402_node() {  # sets names, subs, flags, vflags for the command path $1
                 '-h:Show this message and exit.'
             )
             vflags=('--project')
+            ;;
+        ('run402 secrets')
+            names=('set' 'list' 'delete')
+            subs=(
+                'set:Set (or overwrite) a project secret.'
+                'list:List a project'\''s secret keys and timestamps (values are never retur...'
+                'delete:Delete a project secret (functions stop seeing it on their next sta...'
+            )
+            flags=(
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            ;;
+        ('run402 secrets set')
+            flags=(
+                '--file:Read the value from this file (UTF-8, verbatim); - or /dev/stdin: s...'
+                '--stdin:Read the value from stdin until EOF.'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--file')
+            ;;
+        ('run402 secrets list')
+            flags=(
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            ;;
+        ('run402 secrets delete')
+            flags=(
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            ;;
+        ('run402 jobs')
+            names=('submit' 'get' 'cancel' 'logs')
+            subs=(
+                'submit:Submit a managed job: {job_type, input, max_cost_usd_micros} from...'
+                'get:Get a managed job run: status, timings, artifacts, cost metadata.'
+                'cancel:Cancel a queued or running managed job.'
+                'logs:Read a managed job'\''s logs.'
+            )
+            flags=(
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            ;;
+        ('run402 jobs submit')
+            flags=(
+                '--file:Read the JSON submit request from this file.'
+                '--stdin:Read the JSON submit request from stdin.'
+                '--project:prj_... (default: the active project).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--file' '--project')
+            ;;
+        ('run402 jobs get')
+            flags=(
+                '--project:prj_... (default: the active project).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project')
+            ;;
+        ('run402 jobs cancel')
+            flags=(
+                '--project:prj_... (default: the active project).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project')
+            ;;
+        ('run402 jobs logs')
+            flags=(
+                '--project:prj_... (default: the active project).'
+                '--tail:At most this many entries (1..1000).'
+                '--since:Only entries at or after this epoch millisecond.'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project' '--tail' '--since')
             ;;
         ('run402 service')
             names=('status' 'health')

@@ -25,7 +25,10 @@ GROUPS: list[tuple[str, str]] = [
     ("auth", "run402_cli.commands.auth"),
     ("sites", "run402_cli.commands.sites"),
     ("deploy", "run402_cli.commands.deploy"),
+    ("functions", "run402_cli.commands.functions"),
     ("subdomains", "run402_cli.commands.subdomains"),
+    ("secrets", "run402_cli.commands.secrets"),
+    ("jobs", "run402_cli.commands.jobs"),
     ("service", "run402_cli.commands.service"),
     ("local", "run402_cli.commands.local"),
 ]

@@ -27,7 +27,8 @@ def emit(data: Any, *, compact: bool = False) -> None:
 
 
 def emit_text(text: str) -> None:
-    """Bare text on stdout (only `allowance export`, which prints the address alone)."""
+    """Bare text on stdout: `allowance export`'s address, a function's non-JSON answer
+    (`functions invoke`), the `[<timestamp>] <message>` lines of `functions logs --follow`."""
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
 

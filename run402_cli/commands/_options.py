@@ -19,9 +19,12 @@ if TYPE_CHECKING:
     from run402_cli.config import Settings
 
 __all__ = [
-    "StrictCommand", "client", "emit_service_key_call", "group", "parse_json_flag", "project_opt",
-    "read_file_flag", "read_stdin_source", "resolve_project", "settings",
+    "MAX_SAFE_INTEGER", "StrictCommand", "client", "emit_service_key_call", "group", "parse_json_flag",
+    "positive_int", "project_opt", "read_file_flag", "read_stdin_source", "resolve_project", "settings",
 ]
+
+# The largest integer every client (and a JSON number in JavaScript) holds exactly: 2^53 - 1.
+MAX_SAFE_INTEGER = 2**53 - 1
 
 
 class StrictCommand(TyperCommand):
@@ -110,6 +113,23 @@ def parse_json_flag(flag: str, value: str, *, expect: type | None = None) -> Any
     return data
 
 
+def positive_int(value: str | None, flag: str, *, maximum: int = MAX_SAFE_INTEGER) -> int | None:
+    """A strict decimal integer in 1..maximum (at most 2^53-1), or None when the flag is absent
+    (BAD_FLAG otherwise). Beyond 2^53-1 the official client refuses too: the API would get a
+    value it cannot represent exactly."""
+    if value is None:
+        return None
+    # the length check first: int() of thousands of digits is slow, and refused past 4300
+    if (not value.isdigit() or not value.isascii() or len(value.lstrip("0")) > 16
+            or not 1 <= int(value) <= MAX_SAFE_INTEGER):
+        raise UsageError(f"{flag} must be a positive integer.", code="BAD_FLAG",
+                         details={"flag": flag, "value": value})
+    if int(value) > maximum:
+        raise UsageError(f"{flag} must be at most {maximum}.", code="BAD_FLAG",
+                         details={"flag": flag, "value": int(value), "max": maximum})
+    return int(value)
+
+
 def project_opt() -> Any:
     """The `--project prj_...` option of commands that default to the active project."""
     return typer.Option(None, "--project", help="prj_... (default: the active project).")
@@ -132,11 +152,13 @@ def emit_service_key_call(ctx: typer.Context, project_id: str | None,
         output.emit(call(c, pid, entry["service_key"]))
 
 
-def read_file_flag(path: str, flag: str, *, failure: str | None = None) -> tuple[str, str]:
+def read_file_flag(path: str, flag: str, *, failure: str | None = None,
+                   verbatim: bool = False) -> tuple[str, str]:
     """(text, absolute path) of the UTF-8 file a flag names (`~` expanded). A missing file is
     FILE_NOT_FOUND, a directory or device NOT_A_FILE, anything else unreadable BAD_FLAG, each
     with `field` and `details.flag/path`. With `failure` (e.g. "Failed to read manifest", as
-    the official `deploy apply` says), every one of them is BAD_USAGE "<failure>: <reason>"."""
+    the official `deploy apply` says), every one of them is BAD_USAGE "<failure>: <reason>".
+    `verbatim` keeps line endings as they are (a secret value: "\r\n" stays "\r\n")."""
     import stat
 
     full = os.path.abspath(os.path.expanduser(path))
@@ -145,7 +167,7 @@ def read_file_flag(path: str, flag: str, *, failure: str | None = None) -> tuple
         # stat first: opening a FIFO would wait for a writer that may never come
         if not stat.S_ISREG(os.stat(full).st_mode):
             raise IsADirectoryError(0, "not a regular file")
-        with open(full, encoding="utf-8") as fh:
+        with open(full, encoding="utf-8", newline="" if verbatim else None) as fh:
             return fh.read(), full
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
@@ -163,12 +185,13 @@ def read_file_flag(path: str, flag: str, *, failure: str | None = None) -> tuple
                          details=details) from None
 
 
-def read_stdin_source(stream: Any = None) -> Callable[[], str] | None:
+def read_stdin_source(stream: Any = None, *, verbatim: bool = False) -> Callable[[], str] | None:
     """The one stdin rule of every command that can read its input from stdin: a reader when
     stdin is a pipe or a redirected file (what the official CLI checks with fstat), else None:
     a terminal or /dev/null is not input. Nothing is read until the reader is called, so a
     pipe nobody writes to never blocks a command that has another source. An in-memory stream
-    (tests) is a source iff it has something in it."""
+    (tests) is a source iff it has something in it. `verbatim` reads the bytes and decodes
+    them as UTF-8 (no newline translation, no locale encoding; UnicodeDecodeError if not)."""
     import io
     import stat
     import sys
@@ -187,4 +210,6 @@ def read_stdin_source(stream: Any = None) -> Callable[[], str] | None:
         return None
     if not (stat.S_ISFIFO(mode) or stat.S_ISREG(mode)):
         return None
+    if verbatim and getattr(stream, "buffer", None) is not None:
+        return lambda: stream.buffer.read().decode("utf-8")
     return stream.read

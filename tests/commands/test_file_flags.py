@@ -25,6 +25,8 @@ FILE_FLAGS = [
     (("projects", "apply-expose", "--file"), "--file"),
     (("projects", "validate-expose", "--file"), "--file"),
     (("sites", "deploy", "--manifest"), "--manifest"),
+    (("secrets", "set", PID, "API_KEY", "--file"), "--file"),
+    (("jobs", "submit", "--file"), "--file"),
 ]
 
 

@@ -102,11 +102,13 @@ def apply_(
 
 
 def run_apply(opts: ApplyOptions, ctx: typer.Context) -> None:
-    from run402_cli.deploy import flow
+    from run402_cli.deploy import flow, preflight
     from run402_cli.deploy.guidance import enhance_warning_error
 
     c = client(ctx)
     try:
+        # the tier's function caps, before anything is planned or uploaded (§1.10)
+        preflight.check_release(c, opts.release.spec, anon_key=opts.anon_key)
         with output.event_sink(opts.quiet) as emit:
             outcome = flow.apply(c, opts.release, anon_key=opts.anon_key, on_event=emit,
                                  allow_warnings=opts.allow_warnings,
