@@ -1,13 +1,15 @@
 """The differential table, part 1: good calls and bad input, group by group.
 
 Part 2 (differential_cases_surface.py) has help, the environment, integer flags and the
-commands we do not have yet. `CASES` is the whole table. Row helpers: differential_table.py.
+commands we do not have yet; part 3 (differential_cases_functions.py) the functions group.
+`CASES` is the whole table. Row helpers: differential_table.py.
 """
 
 from __future__ import annotations
 
 import json
 
+from tests.interop.differential_cases_functions import FUNCTIONS
 from tests.interop.differential_cases_surface import SURFACE
 from tests.interop.differential_table import Case, Expect, bad, differs, good
 from tests.interop.differential_world import OTHER, PROJECT, Seed
@@ -250,6 +252,93 @@ SUBDOMAINS = [
     bad("BAD_USAGE", "subdomains", "delete", "--confirm"),
 ]
 
+SECRETS_PATH = f"{ADMIN}/secrets"
+TOO_BIG = "x" * 4097
+SECRETS = [
+    good("secrets", "list", P, sends=(f"GET {SECRETS_PATH}",)),
+    good("secrets", "list", OTHER, sends=(f"GET /projects/v1/admin/{OTHER}/secrets",)),
+    good("secrets", "set", P, "API_KEY", "sk-1234", sends=(f"POST {SECRETS_PATH}",)),
+    good("secrets", "set", P, "API_KEY", "--stdin", label="piped", stdin="sk-1234\n", sends=(f"POST {SECRETS_PATH}",),
+         note="stdin to EOF, verbatim: the trailing newline is part of the value (compared in the body)"),
+    good("secrets", "set", P, "API_KEY", "--file", "-", label="--file -", stdin="sk-1234", sends=(f"POST {SECRETS_PATH}",)),
+    good("secrets", "set", P, "API_KEY", "--file", "/dev/stdin", stdin="sk-1234", sends=(f"POST {SECRETS_PATH}",)),
+    good("secrets", "set", P, "TLS_CERT", "--file", "secret.pem", files=("secret",), sends=(f"POST {SECRETS_PATH}",),
+         note="the file as it is: CRLF line endings reach the body unchanged"),
+    good("secrets", "set", P, "API_KEY", "--file=secret.pem", files=("secret",), sends=(f"POST {SECRETS_PATH}",)),
+    good("secrets", "set", P, "EMPTY", "", sends=(f"POST {SECRETS_PATH}",), note="an empty inline value is a value"),
+    good("secrets", "delete", P, "API_KEY", sends=(f"DELETE {SECRETS_PATH}/API_KEY",)),
+    good("secrets", "delete", P, "legacy key", sends=(f"DELETE {SECRETS_PATH}/legacy%20key",),
+         note="delete does not check the key pattern: a legacy key stays deletable"),
+    bad("BAD_USAGE", "secrets", "set"),
+    bad("BAD_USAGE", "secrets", "set", P, "API_KEY"),
+    bad("BAD_USAGE", "secrets", "set", P, "API_KEY", "--stdin", label="no stdin", note="stdin is /dev/null: no value"),
+    bad("BAD_USAGE", "secrets", "set", P, "API_KEY", "--stdin", label="empty pipe", stdin=""),
+    bad("BAD_USAGE", "secrets", "set", P, "API_KEY", "v", "--stdin", stdin="x"),
+    bad("BAD_USAGE", "secrets", "set", P, "API_KEY", "--file", "secret.pem", "--stdin", files=("secret",), stdin="x"),
+    bad("BAD_USAGE", "secrets", "set", P, "API_KEY", "a", "b"),
+    bad("FILE_NOT_FOUND", "secrets", "set", P, "API_KEY", "--file", "nope.pem"),
+    bad("BAD_FLAG", "secrets", "set", P, "API_KEY", "--file"),
+    bad("UNKNOWN_FLAG", "secrets", "set", P, "API_KEY", "v", "--bogus"),
+    bad("UNKNOWN_FLAG", "secrets", "set", P, "API_KEY", "-sk_live_1", note="ours does not echo the token"),
+    bad("PROJECT_NOT_FOUND", "secrets", "set", "prj_9_9", "API_KEY", "v"),
+    differs("secret-codes", Expect(exit=1, error="BAD_SECRET_KEY", sends=(), stdout="empty"),
+            "secrets", "set", P, "api_key", "v"),
+    differs("secret-codes", Expect(exit=1, error="BAD_SECRET_KEY", sends=(), stdout="empty"),
+            "secrets", "set", P, "sk-1234", "API_KEY", label="swapped", note="key and value swapped: not echoed"),
+    differs("secret-codes", Expect(exit=1, error="SECRET_VALUE_TOO_LARGE", sends=(), stdout="empty"),
+            "secrets", "set", P, "API_KEY", "--stdin", label="4097 bytes", stdin=TOO_BIG),
+    bad("BAD_USAGE", "secrets", "list", P, "extra"),
+    bad("UNKNOWN_FLAG", "secrets", "list", P, "--bogus"),
+    bad("PROJECT_NOT_FOUND", "secrets", "list", "prj_9_9"),
+    differs("bad-id", Expect(exit=1, error="BAD_PROJECT_ID", sends=(), stdout="empty"), "secrets", "list", "abc"),
+    differs("required-arg", Expect(exit=1, error="BAD_USAGE", sends=(), stdout="empty"), "secrets", "list"),
+    differs("required-arg", Expect(exit=1, error="BAD_USAGE", sends=(), stdout="empty"), "secrets", "delete", P),
+    bad("BAD_USAGE", "secrets", "delete", P, "API_KEY", "extra"),
+    bad("PROJECT_NOT_FOUND", "secrets", "delete", "prj_9_9", "API_KEY"),
+    differs("json-errors", Expect(exit=1, error="BAD_USAGE", sends=(), stdout="empty"), "secrets", "nope"),
+]
+
+RUNS = "/jobs/v1/runs"
+JOB_JSON = json.dumps({"job_type": "kysigned.fflonk_prove.v0_17_0", "input": {"input.json": {}},
+                       "max_cost_usd_micros": 50000})
+JOBS = [
+    good("jobs", "submit", "--file", "job.json", files=("job",), sends=(f"POST {RUNS}",)),
+    good("jobs", "submit", "--stdin", label="piped", stdin=JOB_JSON, sends=(f"POST {RUNS}",)),
+    good("jobs", "submit", "--stdin", "--project", OTHER, stdin=JOB_JSON, sends=(f"POST {RUNS}",),
+         note="--project picks the key: the other project's service key is sent"),
+    good("jobs", "submit", "--stdin", label="any object", stdin="{}", sends=(f"POST {RUNS}",),
+         note="the CLI checks only that it is an object; the API judges the rest"),
+    bad("BAD_USAGE", "jobs", "submit"),
+    bad("BAD_USAGE", "jobs", "submit", "--stdin", label="no stdin", note="stdin is /dev/null"),
+    bad("BAD_USAGE", "jobs", "submit", "--file", "job.json", "--stdin", files=("job",), stdin=JOB_JSON),
+    bad("BAD_USAGE", "jobs", "submit", "--stdin", "extra", stdin=JOB_JSON),
+    bad("BAD_JSON", "jobs", "submit", "--stdin", label="bad json", stdin="{nope"),
+    bad("BAD_JSON", "jobs", "submit", "--stdin", label="array", stdin="[1]"),
+    bad("FILE_NOT_FOUND", "jobs", "submit", "--file", "nope.json"),
+    bad("UNKNOWN_FLAG", "jobs", "submit", "--stdin", "--idempotency-key", "k", stdin=JOB_JSON),
+    bad("PROJECT_NOT_FOUND", "jobs", "submit", "--stdin", "--project", "prj_9_9", stdin=JOB_JSON),
+    differs("bad-id", Expect(exit=1, error="BAD_PROJECT_ID", sends=(), stdout="empty"),
+            "jobs", "submit", "--stdin", "--project", "abc", stdin=JOB_JSON),
+    good("jobs", "get", "job_1", sends=(f"GET {RUNS}/job_1",)),
+    good("jobs", "get", "--project", OTHER, "job_1", sends=(f"GET {RUNS}/job_1",)),
+    good("jobs", "get", "job 1", sends=(f"GET {RUNS}/job%201",)),
+    bad("BAD_USAGE", "jobs", "get"),
+    bad("BAD_USAGE", "jobs", "get", "job_1", "job_2"),
+    bad("NO_ACTIVE_PROJECT", "jobs", "get", "job_1", seed=NO_ACTIVE),
+    good("jobs", "logs", "job_1", sends=(f"GET {RUNS}/job_1/logs",)),
+    good("jobs", "logs", "job_1", "--tail", "5", "--since", "1700000000000", sends=(f"GET {RUNS}/job_1/logs",)),
+    good("jobs", "logs", "job_1", "--tail=1000", sends=(f"GET {RUNS}/job_1/logs",)),
+    *(bad("BAD_FLAG", "jobs", "logs", "job_1", flag, value, label=f"{flag} {value!r}")
+      for flag, value in (("--tail", "0"), ("--tail", "1001"), ("--tail", "abc"), ("--since", "-1"),
+                          ("--since", "yesterday"))),
+    bad("BAD_FLAG", "jobs", "logs", "job_1", "--tail"),
+    bad("BAD_USAGE", "jobs", "logs"),
+    good("jobs", "cancel", "job_1", sends=(f"DELETE {RUNS}/job_1",)),
+    bad("BAD_USAGE", "jobs", "cancel"),
+    bad("UNKNOWN_FLAG", "jobs", "cancel", "job_1", "--yes"),
+    differs("json-errors", Expect(exit=1, error="BAD_USAGE", sends=(), stdout="empty"), "jobs", "nope"),
+]
+
 SERVICE = [
     good("service", "status", sends=("GET /status",)),
     good("service", "health", sends=("GET /health",)),
@@ -260,4 +349,4 @@ SERVICE = [
 ]
 
 CASES: list[Case] = [*ROOT, *STATUS_INIT, *ALLOWANCE, *TIER, *PROJECTS, *AUTH, *SITES, *DEPLOY,
-                     *SUBDOMAINS, *SERVICE, *SURFACE]
+                     *SUBDOMAINS, *FUNCTIONS, *SECRETS, *JOBS, *SERVICE, *SURFACE]

@@ -23,6 +23,9 @@ HELP_PATHS = [
     "deploy", *(f"deploy {c}" for c in ("apply", "resume", "list", "events", "diagnose", "resolve")),
     "deploy release", "deploy release get", "deploy release active", "deploy release diff",
     "subdomains", "subdomains claim", "subdomains list", "subdomains delete",
+    "functions", *(f"functions {c}" for c in ("deploy", "invoke", "logs", "update", "list", "delete")),
+    "secrets", "secrets set", "secrets list", "secrets delete",
+    "jobs", "jobs submit", "jobs get", "jobs logs", "jobs cancel",
     "service", "service status", "service health",
 ]
 OURS_ONLY_PATHS = ["local", "local up", "local down", "local status", "local logs", "local mailbox"]
@@ -100,8 +103,6 @@ ISSUES = {
     "allowance-billing": "allowance checkout / history (billing ledger)",
     "projects-admin": "projects costs / pin (admin-only)",
     "auth-passkeys": "auth passkey-* (WebAuthn)",
-    "functions": "functions deploy/invoke/logs/update/list/delete",
-    "secrets": "secrets set/list/delete",
     "assets": "assets put/get/ls/rm/sign/diagnose (blob storage) and cdn wait-fresh",
     "email": "email mailbox, send, inbound, webhooks; sender-domain",
     "ai": "ai translate/moderate/usage and image generate",
@@ -110,7 +111,6 @@ ISSUES = {
     "billing": "billing accounts, Stripe checkout, email packs",
     "contracts": "KMS contract wallets",
     "ci": "ci link github / list / revoke / set-asset-scopes (OIDC deploys)",
-    "jobs": "jobs submit/get/logs/cancel",
     "agent": "agent contact/status/verify-email/passkey, message send",
 }
 P = PROJECT
@@ -121,14 +121,6 @@ MISSING = [
     missing("projects-admin", "projects", "pin", P),
     missing("auth-passkeys", "auth", "passkeys", "--token", "at"),
     missing("auth-passkeys", "auth", "passkey-login-options", "--app-origin", "https://app.example.com"),
-    missing("functions", "functions", "list", P),
-    missing("functions", "functions", "deploy", P, "hello", "--file", "handler.ts"),
-    missing("functions", "functions", "invoke", P, "hello"),
-    missing("functions", "functions", "logs", P, "hello"),
-    missing("functions", "functions", "delete", P, "hello"),
-    missing("secrets", "secrets", "list", P),
-    missing("secrets", "secrets", "set", P, "API_KEY", "sk-1234"),
-    missing("secrets", "secrets", "delete", P, "API_KEY"),
     missing("assets", "assets", "ls", P),
     missing("assets", "assets", "get", P, "a.txt"),
     missing("assets", "cdn", "wait-fresh", "https://cdn.example.com/a.txt"),
@@ -147,7 +139,6 @@ MISSING = [
     missing("contracts", "contracts", "status", "call_1"),
     missing("ci", "ci", "list"),
     missing("ci", "ci", "revoke", "cib_1"),
-    missing("jobs", "jobs", "get", "job_1"),
     missing("agent", "agent", "status"),
     missing("agent", "message", "send", "hello"),
 ]

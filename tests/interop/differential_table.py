@@ -87,8 +87,21 @@ REASONS = {
                 "official `service` commands report it with no code at all",
     "deploy-base": "RUN402_DEPLOY_API_BASE sends deploy traffic (/apply/v1, /content/v1) there; "
                    "the official CLI defines the variable but never reads it",
+    "secret-codes": "a secret key or value the API would refuse is BAD_SECRET_KEY / SECRET_VALUE_TOO_LARGE "
+                    "(the rule named, the text not echoed); the official SDK's own check says LOCAL_ERROR",
+    "required-arg": "a missing required positional is BAD_USAGE before any request; the official `secrets "
+                    "list` looks up project '' (PROJECT_NOT_FOUND) and `secrets delete <id>` deletes a "
+                    "secret named 'undefined'",
     "whitespace-env": "any whitespace in RUN402_API_BASE is BAD_ENV; the official CLI's URL "
                       "parser strips leading/trailing spaces and then sends to the unstripped base",
+    "local-codes": "input the official SDK refuses with its catch-all LOCAL_ERROR (a bad function "
+                   "name, a reserved or native dep, a schedule without 5 fields, blank code) is "
+                   "BAD_USAGE / BAD_FLAG naming the flag, like every other bad input",
+    "fn-preflight": "functions deploy/update check the tier's function caps first (GET "
+                    "/tiers/v1/status; the function list for the scheduled count), as deploy apply "
+                    "does on both CLIs; the official CLI checks them on deploy apply only",
+    "code-file": "functions deploy --file takes a .js, .mjs or .ts module; the official CLI sends "
+                 "the text of any file as the function's code",
 }
 
 

@@ -70,6 +70,12 @@ FILES: dict[str, dict[str, str]] = {
     "expose": {"expose.json": json.dumps({"version": "1", "tables": [
         {"name": "items", "expose": True, "policy": "public_read_authenticated_write"}]})},
     "migration": {"setup.sql": "create table items (id serial primary key);\n"},
+    "function": {"handler.ts": "export default async (req: Request) => Response.json({ ok: true });\n",
+                 "handler.mjs": "export default async () => new Response('hi');\n",
+                 "blank.js": "  \n", "notes.txt": "export default async () => new Response('hi');\n"},
+    "job": {"job.json": json.dumps({"job_type": "kysigned.fflonk_prove.v0_17_0", "input": {"input.json": {}},
+                                    "max_cost_usd_micros": 50000})},
+    "secret": {"secret.pem": "-----BEGIN CERTIFICATE-----\r\nMIIB\r\n-----END CERTIFICATE-----\r\n"},
 }
 
 # --- the answers ------------------------------------------------------------------------
@@ -86,6 +92,8 @@ READY = {"operation_id": "op_1", "plan_id": "pln_1", "project_id": PROJECT, "sta
 PLAN = {"plan_id": "pln_1", "operation_id": "op_1", "manifest_digest": "d" * 64, "base_release_id": None,
         "diff": {"is_noop": False, "summary": "1 file added"}, "warnings": [], "missing_content": [],
         "expected_events": []}
+JOB_RUN = {"job_id": "job_1", "job_type": "kysigned.fflonk_prove.v0_17_0", "status": "queued",
+           "created_at": "2029-12-25T00:00:00.000Z"}
 RESOLUTION = {"hostname": "my-app.run402.com", "path": "/x", "method": "GET", "result": 200,
               "match": "static_exact", "release_id": "rel_1", "static_sha256": "a" * 64}
 
@@ -167,4 +175,14 @@ def world_routes(server: RecordingServer, *, balance: int | None = None) -> dict
         ("GET", "/apply/v1/releases/*"): Reply(200, RELEASE),
         ("GET", "/apply/v1/releases/diff"): Reply(200, {"from": "empty", "to": "rel_1", "site": {"added": []}}),
         ("GET", "/apply/v1/resolve"): Reply(200, RESOLUTION),
+        ("POST", "/projects/v1/admin/*/secrets"): Reply(200, {"status": "ok", "key": "API_KEY"}),
+        ("GET", "/projects/v1/admin/*/secrets"): Reply(200, {"secrets": [
+            {"key": "API_KEY", "created_at": "2029-12-25T00:00:00.000Z", "updated_at": "2029-12-25T00:00:00.000Z",
+             "value_hash": "legacy"}]}),
+        ("DELETE", "/projects/v1/admin/*/secrets/*"): Reply(200, {"status": "deleted", "key": "API_KEY"}),
+        ("POST", "/jobs/v1/runs"): Reply(202, JOB_RUN),
+        ("GET", "/jobs/v1/runs/*"): Reply(200, JOB_RUN),
+        ("GET", "/jobs/v1/runs/*/logs"): Reply(200, {"logs": [{"timestamp": 1700000000000, "message": "proving",
+                                                               "log_stream_name": "s", "event_id": "e1"}]}),
+        ("DELETE", "/jobs/v1/runs/*"): Reply(200, {**JOB_RUN, "status": "cancelled"}),
     }

@@ -3,7 +3,7 @@ user would: each step checks the exit code and the JSON it prints, and the site'
 fetched over HTTP. Then a mixed session: our CLI and the official one on one config dir, each
 continuing where the other stopped.
 
-Every capability that lands later adds its steps here (functions, secrets, assets, email).
+Every capability that lands later adds its steps here (assets, email next).
 """
 
 from __future__ import annotations
@@ -133,6 +133,22 @@ def test_the_official_cli_uses_every_capability(ref: Callable[..., RefResult], a
     assert ok(ref("subdomains", "delete", name, "--confirm"), "subdomains delete")["status"] == "ok"
     assert ok(ref("subdomains", "list"), "subdomains list (after)") == []
     assert site(api.api_base, sub_host, "/").status_code == 404
+
+    # --- secrets and functions: deploy, invoke (the secret inside), logs, list, delete -----
+    ok(ref("secrets", "set", pid, "GREETING", "hello-from-a-secret"), "secrets set")
+    assert [s["key"] for s in ok(ref("secrets", "list", pid), "secrets list")["secrets"]] == ["GREETING"]
+    fn = tmp_path / "greet.ts"
+    fn.write_text("export default async (req: Request): Promise<Response> => { console.log('greeting', req.method); "
+                  "return Response.json({ greeting: process.env.GREETING, method: req.method }); };\n")
+    deployed = ok(ref("functions", "deploy", pid, "greet", "--file", str(fn), "--timeout", "5"), "functions deploy")
+    assert deployed["status"] == "deployed" and deployed["timeout"] == 5
+    invoked = ok(ref("functions", "invoke", pid, "greet", "--method", "GET"), "functions invoke")
+    assert invoked == {"greeting": "hello-from-a-secret", "method": "GET"}
+    logs = ok(ref("functions", "logs", pid, "greet"), "functions logs")["logs"]
+    assert any(e["message"] == "greeting GET" for e in logs)
+    assert [f["name"] for f in ok(ref("functions", "list", pid), "functions list")["functions"]] == ["greet"]
+    assert ok(ref("functions", "delete", pid, "greet"), "functions delete")["status"] == "ok"
+    assert ok(ref("secrets", "delete", pid, "GREETING"), "secrets delete")["status"] == "ok"
 
     # --- the project goes, and with it its data -----------------------------------------
     ok(ref("projects", "delete", pid, "--confirm"), "projects delete")
