@@ -33,6 +33,7 @@ DEFAULT_CAP = 1 * MiB
 _ROUTE_CAPS: tuple[tuple[str, int], ...] = (
     ("/_upload/", 16 * MiB + 64 * KiB),
     ("/apply/v1/plans", 32 * MiB),
+    ("/apply/v1/service-asset-put", 25 * MiB + 64 * KiB),
     ("/content/v1/plans", 16 * MiB),
     ("/rest/v1/", 10 * MiB),
     ("/admin/v1/rest/", 10 * MiB),
@@ -48,6 +49,9 @@ _JSON_ONLY_PREFIXES = ("/projects/v1", "/tiers/v1", "/faucet/v1", "/billing/v1",
 
 def _is_sql_route(path: str) -> bool:
     return path.startswith("/projects/v1/admin/") and path.endswith("/sql")
+
+
+_RAW_BODY_ROUTES = ("/apply/v1/service-asset-put",)  # bytes in, from functions' assets.put
 
 
 ROUTED_CAP = 6 * MiB  # a request routed to a function on a site's host (public: no key needed)
@@ -109,7 +113,7 @@ class BodyLimits:
             return
         has_body = chunked or (declared or 0) > 0
         if has_body and path.startswith(_JSON_ONLY_PREFIXES) and not _is_sql_route(path) \
-                and not _is_site_host(headers):
+                and path not in _RAW_BODY_ROUTES and not _is_site_host(headers):
             media = content_type.split(b";")[0].strip()
             if media != b"application/json" and not media.endswith(b"+json"):
                 await self._refuse(scope, receive, send, GatewayError(

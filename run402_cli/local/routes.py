@@ -20,6 +20,7 @@ from run402_cli.local.functions import api as functions_api, invoke as functions
 from run402_cli.local.jobs import runs
 from run402_cli.local.secrets import handlers as secrets
 from run402_cli.local.web import subdomains
+from run402_cli.local import unavailable
 
 __all__ = ["route_table"]
 
@@ -88,6 +89,13 @@ def route_table() -> list[Route]:
         Route("/projects/v1/admin/{id}/functions/{name}/logs", functions_api._logs, methods=["GET"]),
         Route("/functions/v1/{name}", functions_invoke._invoke,
               methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+
+        # not served here (yet, or ever offline): a clear 501 for the calls functions make (unavailable.py)
+        Route("/apply/v1/service-asset-put", unavailable._assets, methods=["POST"]),
+        Route("/mailboxes/v1", unavailable._email, methods=["GET", "POST"]),
+        Route("/mailboxes/v1/{path:path}", unavailable._email, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/ai/v1/{path:path}", unavailable._ai, methods=["GET", "POST"]),
+        Route("/generate-image/v1", unavailable._ai, methods=["POST"]),
 
         # web: subdomains (the sites themselves are served by Host, see the docstring)
         Route("/subdomains/v1", subdomains._claim, methods=["POST"]),

@@ -358,3 +358,56 @@ def test_functions_patch_through_apply(api):
     # An identical re-apply is a no-op: nothing to rebuild, no new release.
     again = plan(project, patch, dry_run=True)
     assert again["is_noop"] is True
+
+
+NOT_YET = """
+import { email, assets, ai } from "@run402/functions";
+export default async (req) => {
+  const out = {};
+  for (const [name, call] of [["email", () => email.send({ to: "a@b.example", subject: "s", html: "<p>x</p>" })],
+                              ["assets", () => assets.put("logo.txt", "hello")],
+                              ["ai", () => ai.translate("hola", "en")]]) {
+    try { await call(); out[name] = "no error"; } catch (e) { out[name] = String(e.message); }
+  }
+  return Response.json(out);
+};
+"""
+
+
+def test_helpers_for_capabilities_not_served_fail_clearly(api):
+    project = provision("notyet")
+    assert _deploy_fn(api.api_base, project, "notyet", NOT_YET).status_code == 201
+    started = time.monotonic()
+    out = _invoke(api.api_base, project, "notyet").json()
+    assert time.monotonic() - started < 5  # an answer, not a hang
+    assert "NOT_AVAILABLE" in out["email"] and "mailboxes" in out["email"]
+    assert "501" in out["assets"] and "not available" in out["assets"]
+    assert "hosted models" in out["ai"]
+    auth = {"Authorization": f"Bearer {project['service_key']}"}
+    for method, path, code in [("POST", "/apply/v1/service-asset-put", "NOT_AVAILABLE"),
+                               ("GET", "/mailboxes/v1", "NOT_AVAILABLE"),
+                               ("POST", "/mailboxes/v1/mbx_1/messages", "NOT_AVAILABLE"),
+                               ("POST", "/ai/v1/translate", "NOT_AVAILABLE_LOCALLY"),
+                               ("POST", "/generate-image/v1", "NOT_AVAILABLE_LOCALLY")]:
+        r = httpx.request(method, api.api_base + path, headers=auth, content=b"x")
+        assert r.status_code == 501 and r.json()["code"] == code, (path, r.text)
+
+
+def test_multi_file_function_through_apply(api):
+    from tests.local._deploy_support import deploy, ref
+
+    project = provision("multi")
+    files = {"src/index.ts": b"import { greet } from './lib/greet';\nexport default async () => Response.json(greet('x'));",
+             "src/lib/greet.ts": b"export const greet = (n: string) => ({ hello: n, n: n.length });"}
+    spec = {"project": project["project_id"], "functions": {"replace": {"multi": {
+        "files": {p: ref(b) for p, b in files.items()}, "entrypoint": "src/index.ts"}}}}
+    _, done = deploy(api.api_base, project, spec, files)
+    assert done["status"] == "ready", done
+    assert _invoke(api.api_base, project, "multi").json() == {"hello": "x", "n": 1}
+    broken = {"project": project["project_id"], "functions": {"replace": {"multi": {
+        "files": {"src/index.ts": ref(b"import './missing';\nexport default async () => new Response('x')")},
+        "entrypoint": "src/index.ts"}}}}
+    _, failed = deploy(api.api_base, project, broken, {"b": b"import './missing';\nexport default async () => new Response('x')"})
+    assert failed["status"] == "failed" and failed["error"]["code"] == "FUNCTION_BUILD_FAILED"
+    assert failed["error"]["phase"] == "stage" and failed["error"]["details"]["logs"]
+    assert _invoke(api.api_base, project, "multi").json() == {"hello": "x", "n": 1}  # the old release serves on
