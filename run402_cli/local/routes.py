@@ -92,6 +92,7 @@ def route_table() -> list[Route]:
 
         # not served here (yet, or ever offline): a clear 501 for the calls functions make (unavailable.py)
         Route("/apply/v1/service-asset-put", unavailable._assets, methods=["POST"]),
+        Route("/storage/v1/{path:path}", unavailable._storage, methods=["GET", "POST", "DELETE"]),
         Route("/mailboxes/v1", unavailable._email, methods=["GET", "POST"]),
         Route("/mailboxes/v1/{path:path}", unavailable._email, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/ai/v1/{path:path}", unavailable._ai, methods=["GET", "POST"]),

@@ -2,8 +2,8 @@
 a fake success. Deployed functions reach these through `@run402/functions` (email.send,
 assets.put, ai.*), so each answer says what to do instead.
 
-- Not yet (`NOT_AVAILABLE`, 501): blob storage (assets) and project email come in later
-  versions of the local gateway.
+- Not yet (`NOT_AVAILABLE`, 501): blob storage (assets, `/storage/v1`) and project email come
+  in later versions of the local gateway.
 - Never offline (`NOT_AVAILABLE_LOCALLY`, 501): AI translation, moderation and image
   generation need the hosted models.
 """
@@ -28,6 +28,11 @@ def _not_yet(what: str, instead: str) -> GatewayError:
 async def _assets(request: Request) -> JSONResponse:
     raise _not_yet("Blob storage (assets.put, /apply/v1/service-asset-put)",
                    f"Store files as site files in a deploy for now, or run against the hosted API ({_HOSTED})")
+
+
+async def _storage(request: Request) -> JSONResponse:
+    raise _not_yet("Blob storage (assets get/ls/rm/sign/diagnose, /storage/v1)",
+                   f"Run against the hosted API ({_HOSTED})")
 
 
 async def _email(request: Request) -> JSONResponse:

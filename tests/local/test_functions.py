@@ -386,6 +386,7 @@ def test_helpers_for_capabilities_not_served_fail_clearly(api):
     auth = {"Authorization": f"Bearer {project['service_key']}"}
     for method, path, code in [("POST", "/apply/v1/service-asset-put", "NOT_AVAILABLE"),
                                ("GET", "/mailboxes/v1", "NOT_AVAILABLE"),
+                               ("GET", "/storage/v1/blobs", "NOT_AVAILABLE"),
                                ("POST", "/mailboxes/v1/mbx_1/messages", "NOT_AVAILABLE"),
                                ("POST", "/ai/v1/translate", "NOT_AVAILABLE_LOCALLY"),
                                ("POST", "/generate-image/v1", "NOT_AVAILABLE_LOCALLY")]:
