@@ -112,6 +112,13 @@ async def invoke_routed(request: Request, project: Project, state: dict[str, Any
                         binding_host: str) -> Response:
     ctx: GatewayContext = request.app.state.ctx
     request_id = new_request_id()
+    try:  # public ingress spends the project's own budget: one site's flood is its own
+        ctx.limits.check_project(project.id)
+    except GatewayError as limited:
+        return JSONResponse({"status": "error", "code": limited.code, "message": limited.message,
+                             "request_id": request_id, "retryable": True}, status_code=limited.status,
+                            headers={**(limited.headers or {}), "X-Run402-Request-Id": request_id,
+                                     "Cache-Control": "no-store"})
     name = route["target"]["name"]
     entry = (state.get("functions") or {}).get(name)
     if entry is None or not entry.get("bundle"):
