@@ -4,7 +4,7 @@
 
 _run402_subcommands() {
     case "$1" in
-        'run402') echo 'init status allowance tier projects auth sites deploy functions subdomains secrets jobs service local' ;;
+        'run402') echo 'init status allowance tier projects auth sites deploy functions subdomains secrets assets cdn jobs service local' ;;
         'run402 allowance') echo 'create status fund balance export' ;;
         'run402 tier') echo 'status set' ;;
         'run402 projects') echo 'quote provision use list info keys sql schema usage delete rest apply-expose get-expose validate-expose promote-user demote-user' ;;
@@ -15,6 +15,8 @@ _run402_subcommands() {
         'run402 functions') echo 'deploy invoke logs update list delete' ;;
         'run402 subdomains') echo 'claim list delete' ;;
         'run402 secrets') echo 'set list delete' ;;
+        'run402 assets') echo 'put get ls rm sign diagnose' ;;
+        'run402 cdn') echo 'wait-fresh' ;;
         'run402 jobs') echo 'submit get cancel logs' ;;
         'run402 service') echo 'status health' ;;
         'run402 local') echo 'up down status logs mailbox' ;;
@@ -89,6 +91,15 @@ _run402_flags() {
         'run402 secrets set') echo '--file --stdin --help -h' ;;
         'run402 secrets list') echo '--help -h' ;;
         'run402 secrets delete') echo '--help -h' ;;
+        'run402 assets') echo '--help -h' ;;
+        'run402 assets put') echo '--project --key --content-type --private --immutable --meta --exif-policy --json --concurrency --no-resume --quiet --help -h' ;;
+        'run402 assets get') echo '--output -o --project --help -h' ;;
+        'run402 assets ls') echo '--project --prefix --limit --sort --filter --cursor --help -h' ;;
+        'run402 assets rm') echo '--project --help -h' ;;
+        'run402 assets sign') echo '--project --ttl --help -h' ;;
+        'run402 assets diagnose') echo '--project --help -h' ;;
+        'run402 cdn') echo '--help -h' ;;
+        'run402 cdn wait-fresh') echo '--sha --timeout --project --help -h' ;;
         'run402 jobs') echo '--help -h' ;;
         'run402 jobs submit') echo '--file --stdin --project --help -h' ;;
         'run402 jobs get') echo '--project --help -h' ;;
@@ -138,6 +149,13 @@ _run402_value_flags() {
         'run402 subdomains list') echo '--project' ;;
         'run402 subdomains delete') echo '--project' ;;
         'run402 secrets set') echo '--file' ;;
+        'run402 assets put') echo '--project --key --content-type --meta --exif-policy --concurrency' ;;
+        'run402 assets get') echo '--output -o --project' ;;
+        'run402 assets ls') echo '--project --prefix --limit --sort --filter --cursor' ;;
+        'run402 assets rm') echo '--project' ;;
+        'run402 assets sign') echo '--project --ttl' ;;
+        'run402 assets diagnose') echo '--project' ;;
+        'run402 cdn wait-fresh') echo '--sha --timeout --project' ;;
         'run402 jobs submit') echo '--file --project' ;;
         'run402 jobs get') echo '--project' ;;
         'run402 jobs cancel') echo '--project' ;;

@@ -6,7 +6,7 @@ _run402_node() {  # sets names, subs, flags, vflags for the command path $1
     names=() subs=() flags=() vflags=()
     case $1 in
         ('run402')
-            names=('init' 'status' 'allowance' 'tier' 'projects' 'auth' 'sites' 'deploy' 'functions' 'subdomains' 'secrets' 'jobs' 'service' 'local')
+            names=('init' 'status' 'allowance' 'tier' 'projects' 'auth' 'sites' 'deploy' 'functions' 'subdomains' 'secrets' 'assets' 'cdn' 'jobs' 'service' 'local')
             subs=(
                 'init:Set up: config dir, allowance, test funds, tier status and the next...'
                 'status:Show allowance, tier, balances and projects in one JSON document.'
@@ -19,6 +19,8 @@ _run402_node() {  # sets names, subs, flags, vflags for the command path $1
                 'functions:Functions: deploy, invoke, tail the logs of, reschedule, list and...'
                 'subdomains:Subdomains: claim <name>.<domain> for a project'\''s site, list and...'
                 'secrets:Secrets: write-only values a project'\''s functions read as environmen...'
+                'assets:Assets (blob storage): put files (public or private, CDN URLs, SRI)...'
+                'cdn:CDN freshness of public asset URLs: wait until a mutable URL serves...'
                 'jobs:Managed jobs: submit a platform-managed job run, read it, its logs,...'
                 'service:Service status and health of the Run402 API (no auth needed).'
                 'local:The local gateway: real PostgreSQL + PostgREST + the Run402 API on...'
@@ -629,6 +631,107 @@ _run402_node() {  # sets names, subs, flags, vflags for the command path $1
                 '--help:Show this message and exit.'
                 '-h:Show this message and exit.'
             )
+            ;;
+        ('run402 assets')
+            names=('put' 'get' 'ls' 'rm' 'sign' 'diagnose')
+            subs=(
+                'put:Upload files as assets through one deploy: only bytes the project...'
+                'get:Download an asset to a file (streamed; the file appears whole or no...'
+                'ls:List a project'\''s assets: {blobs: [...], next_cursor}.'
+                'rm:Delete an asset.'
+                'sign:Create a time-limited download URL for an asset (private ones inclu...'
+                'diagnose:Probe what the CDN serves for a public asset URL; exit 0 iff it is...'
+            )
+            flags=(
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            ;;
+        ('run402 assets put')
+            flags=(
+                '--project:prj_... (default: the active project).'
+                '--key:Destination key (default: the file'\''s name); a trailing '\''/'\'' makes it...'
+                '--content-type:MIME type for every file (default: from the key'\''s extension).'
+                '--private:Private: no public URL; read with the service key or a signed URL.'
+                '--immutable:Also publish a content-addressed URL (cdnUrl) that never changes, f...'
+                '--meta:Metadata key=value (repeatable): a,b is a list, true/false a boolea...'
+                '--exif-policy:keep (default) or strip the EXIF of images.'
+                '--json:NDJSON on stdout: a start and a done event per file, no array.'
+                '--concurrency:Parallel part uploads (default 8).'
+                '--no-resume:Accepted for compatibility; uploads are planned afresh.'
+                '--quiet:No deploy progress events on stderr.'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project' '--key' '--content-type' '--meta' '--exif-policy' '--concurrency')
+            ;;
+        ('run402 assets get')
+            flags=(
+                '--output:Write the bytes to this file (required).'
+                '-o:Write the bytes to this file (required).'
+                '--project:prj_... (default: the active project).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--output' '-o' '--project')
+            ;;
+        ('run402 assets ls')
+            flags=(
+                '--project:prj_... (default: the active project).'
+                '--prefix:Only keys starting with this.'
+                '--limit:At most this many (1-1000; default 100).'
+                '--sort:key:asc (default), createdAt:asc or createdAt:desc.'
+                '--filter:k=v (repeatable): uploaded_by, tag, format, is_image, min/max_width...'
+                '--cursor:next_cursor of the previous page (same --sort).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project' '--prefix' '--limit' '--sort' '--filter' '--cursor')
+            ;;
+        ('run402 assets rm')
+            flags=(
+                '--project:prj_... (default: the active project).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project')
+            ;;
+        ('run402 assets sign')
+            flags=(
+                '--project:prj_... (default: the active project).'
+                '--ttl:Seconds the URL stays valid (60-604800; default 3600).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project' '--ttl')
+            ;;
+        ('run402 assets diagnose')
+            flags=(
+                '--project:prj_... (default: the active project).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--project')
+            ;;
+        ('run402 cdn')
+            names=('wait-fresh')
+            subs=(
+                'wait-fresh:Wait until a mutable asset URL serves the given SHA-256; exit 1 if...'
+            )
+            flags=(
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            ;;
+        ('run402 cdn wait-fresh')
+            flags=(
+                '--sha:The expected SHA-256, 64 hex characters (required).'
+                '--timeout:Seconds to wait at most (default 60).'
+                '--project:prj_... (default: the active project).'
+                '--help:Show this message and exit.'
+                '-h:Show this message and exit.'
+            )
+            vflags=('--sha' '--timeout' '--project')
             ;;
         ('run402 jobs')
             names=('submit' 'get' 'cancel' 'logs')

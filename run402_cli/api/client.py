@@ -11,7 +11,8 @@ Payment (x402) sits under the kernel as an httpx.Auth, so namespaces never see a
 
 from __future__ import annotations
 
-from typing import Any, Generator
+from contextlib import contextmanager
+from typing import Any, Generator, Iterable, Iterator
 
 import httpx
 
@@ -166,18 +167,44 @@ class Client:
             ) from exc
         return _parse(resp, context or f"{method} {path}")
 
+    @contextmanager
+    def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        context: str = "",
+    ) -> Iterator[httpx.Response]:
+        """A request to the API whose 2xx body is read by the caller, in chunks
+        (`resp.iter_bytes()`), never whole: a blob download. No SIWX, no payment (the headers
+        carry the credential). A non-2xx answer is read (it is small) and raised like
+        `request` does; a network error is NetworkError, also mid-body."""
+        url = self.base + path
+        what = context or f"{method} {path}"
+        try:
+            with self._client().stream(method, url, headers=headers or {}) as resp:
+                if not 200 <= resp.status_code < 300:
+                    resp.read()
+                    _parse(resp, what)  # raises
+                yield resp
+        except httpx.HTTPError as exc:
+            raise NetworkError(f"Network error while {what}: {exc or type(exc).__name__}",
+                               hint=f"Is the API reachable at {self.base}?") from exc
+
     def send(
         self,
         method: str,
         url: str,
         *,
-        content: bytes | None = None,
+        content: bytes | Iterable[bytes] | None = None,
         headers: dict[str, str] | None = None,
         context: str = "",
         timeout: float | None = None,
     ) -> httpx.Response:
         """A request to an absolute URL that is not the API (a presigned upload URL): no
-        SIWX, no payment, no default headers beyond User-Agent. Same error mapping as
+        SIWX, no payment, no default headers beyond User-Agent. `content` may be an iterable
+        of chunks (sent as they come; give Content-Length in `headers`). Same error mapping as
         `request` (NetworkError; ApiError & co. on non-2xx); returns the response, so the
         caller can read headers (an upload's ETag). Safe to call from several threads."""
         try:

@@ -16,7 +16,7 @@ Deploy error codes are upper-cased, as the SDK does (`operation_not_found` ->
 
 from __future__ import annotations
 
-from typing import Any, Optional, TypedDict
+from typing import Any, Iterable, Optional, TypedDict
 from urllib.parse import quote
 
 from run402_cli.api.client import Client
@@ -128,11 +128,17 @@ def content_plan(client: Client, anon_key: str | None, content: list[dict[str, A
                  headers=_key(anon_key), wallet_auth=False, context="planning content upload")
 
 
-def put_part(client: Client, url: str, data: bytes, *, checksum_sha256_b64: str | None = None,
-             context: str = "uploading content") -> str | None:
+def put_part(client: Client, url: str, data: bytes | Iterable[bytes], *, length: int | None = None,
+             checksum_sha256_b64: str | None = None, context: str = "uploading content") -> str | None:
     """PUT raw bytes to a presigned part URL; returns the response's ETag (or None).
-    No Content-Type, no auth; `x-amz-checksum-sha256` when given."""
+    No Content-Type, no auth; `x-amz-checksum-sha256` when given. `data` may be an iterable
+    of chunks (a part streamed from disk), with its `length` (sent as Content-Length:
+    presigned PUTs take no chunked bodies)."""
     headers = {"x-amz-checksum-sha256": checksum_sha256_b64} if checksum_sha256_b64 else {}
+    if not isinstance(data, (bytes, bytearray)):
+        if length is None:
+            raise ValueError("a streamed part needs its length")
+        headers["Content-Length"] = str(length)
     resp = client.send("PUT", url, content=data, headers=headers, context=context)
     return resp.headers.get("etag")
 

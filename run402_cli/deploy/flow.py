@@ -17,6 +17,8 @@ Decisions where the spec leaves room:
   digest (the file changed since it was hashed) stops the deploy before anything is
   committed (`FILE_CHANGED_DURING_DEPLOY`), instead of shipping bytes the plan did not
   describe.
+- A part larger than 1 MiB of a file on disk is streamed in 1 MiB pieces (a 1 GiB upload
+  never sits in memory) and hashed as it is sent; smaller parts are read whole, as before.
 - Retries: 3 attempts per part, 1 s then 2 s apart, on 5xx, 403 and network errors.
 - A spec whose inline plan body exceeds 5 MiB goes through the `manifest_ref` escape hatch
   (uploaded to the CAS as one object, then planned by reference).
@@ -37,7 +39,7 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 from urllib.parse import parse_qs, urlsplit
 
 from run402_cli.deploy.secrets_filter import skipped_secrets_event
@@ -63,6 +65,7 @@ INLINE_SPEC_LIMIT = 5 * 1024 * 1024
 UPLOAD_WORKERS = 8
 CONTENT_PLAN_BATCH = 1000
 PART_ATTEMPTS = 3
+STREAM_PART_BYTES = 1 << 20  # a part of a file larger than this is streamed from disk, never held whole
 MAX_RETRIES = 2  # BASE_RELEASE_CONFLICT: 3 attempts in all
 POLL_TIMEOUT = 600.0
 
@@ -224,13 +227,16 @@ def _changed(content: Content) -> LocalError:
     )
 
 
-def _put_with_retry(client: Any, url: str, data: bytes, checksum: str | None, label: str,
-                    sleep: Callable[[float], None]) -> str | None:
+def _put_with_retry(client: Any, url: str, data: bytes | Callable[[], Iterator[bytes]],
+                    checksum: str | None, label: str, sleep: Callable[[float], None],
+                    length: int | None = None) -> str | None:
+    """PUT one part; `data` is its bytes, or a function giving a fresh stream of them per attempt."""
     from run402_cli.api import deploy as api
 
     for attempt in range(1, PART_ATTEMPTS + 1):
         try:
-            return api.put_part(client, url, data, checksum_sha256_b64=checksum,
+            payload = data() if callable(data) else data
+            return api.put_part(client, url, payload, length=length, checksum_sha256_b64=checksum,
                                 context=f"uploading {label}")
         except (ApiError, NetworkError) as err:
             status = getattr(err, "http", None)
@@ -254,6 +260,15 @@ def _upload_object(client: Any, content: Content, session: Mapping[str, Any],
     for part in parts:
         start = int(part["byte_start"])
         end = min(int(part["byte_end"]), content.size - 1)  # inclusive; an empty object is 0..-1
+        length = max(0, end - start + 1)
+        if content.path is not None and length > STREAM_PART_BYTES:
+            etag = _stream_part(client, content, start, end, str(part["url"]), whole, sleep)
+            if whole is not None and not etag:
+                raise DeployError("CONTENT_UPLOAD_FAILED",
+                                  f"Upload of part {part.get('part_number')} of {content.label} "
+                                  "returned no ETag", body={"sha256": content.sha256})
+            sent += length
+            continue
         data = content.read(start, end) if end >= start else b""
         if len(data) != max(0, end - start + 1):
             raise _changed(content)
@@ -276,6 +291,45 @@ def _upload_object(client: Any, content: Content, session: Mapping[str, Any],
     if whole is not None and whole.hexdigest() != content.sha256:
         raise _changed(content)
     return sent
+
+
+def _stream_part(client: Any, content: Content, start: int, end: int, url: str,
+                 whole: Any, sleep: Callable[[float], None]) -> str | None:
+    """PUT the part start..end of a file on disk without holding it in memory: read in 1 MiB
+    pieces as the request body is sent, and hashed on the way. A single-part object's digest is
+    the planned one; a multipart part's is computed first, by one more read (which also feeds
+    `whole`). Either way, the bytes sent must hash to it, or the file changed under us."""
+    length = end - start + 1
+    if whole is None:
+        expected = content.sha256
+    else:
+        part_hash, seen = hashlib.sha256(), 0
+        for piece in content.chunks(start, end):
+            part_hash.update(piece)
+            whole.update(piece)
+            seen += len(piece)
+        if seen != length:
+            raise _changed(content)
+        expected = part_hash.hexdigest()
+    checksum: str | None = base64.b64encode(bytes.fromhex(expected)).decode("ascii")
+    if "x-amz-checksum-sha256" in parse_qs(urlsplit(url).query):
+        checksum = None
+    sent_hash: list[Any] = []
+
+    def body() -> Iterator[bytes]:
+        h, n = hashlib.sha256(), 0
+        sent_hash[:] = [h]
+        for piece in content.chunks(start, end):
+            h.update(piece)
+            n += len(piece)
+            yield piece
+        if n != length:  # shorter than its Content-Length: the file shrank
+            raise _changed(content)
+
+    etag = _put_with_retry(client, url, body, checksum, content.label, sleep, length=length)
+    if not sent_hash or sent_hash[0].hexdigest() != expected:
+        raise _changed(content)
+    return etag
 
 
 def _upload_missing(client: Any, release: Release, plan: Mapping[str, Any], anon_key: str | None,

@@ -37,7 +37,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from run402_cli.wire.content_types import DEFAULT_CONTENT_TYPE, guess
 from run402_cli.wire.release import (
@@ -195,6 +195,26 @@ class Content:
             if start:
                 fh.seek(start)
             return fh.read(end + 1 - start)
+
+    def chunks(self, start: int, end_inclusive: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+        """The bytes start..end_inclusive in pieces of at most `chunk`, read as they are
+        consumed (a part of a large file is never held whole). Stops early at EOF."""
+        if self.data is not None:
+            for at in range(start, end_inclusive + 1, chunk):
+                yield self.data[at : min(at + chunk, end_inclusive + 1)]
+            return
+        if self.path is None:
+            raise LocalError(f"No local bytes for content {self.sha256}", code="CONTENT_UPLOAD_FAILED")
+        left = end_inclusive + 1 - start
+        with open(self.path, "rb", buffering=0) as fh:
+            if start:
+                fh.seek(start)
+            while left > 0:
+                piece = fh.read(min(chunk, left))
+                if not piece:
+                    return
+                left -= len(piece)
+                yield piece
 
 
 @dataclass

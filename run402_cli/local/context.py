@@ -27,6 +27,9 @@ class GatewayContext:
     # AES-256-GCM key of project secrets at rest (secrets/store.py): 32 bytes, from the
     # installation secrets (runtime/layout.py `secrets_key`). Empty: secrets cannot be used.
     secrets_key: bytes = b""
+    # HMAC key of signed blob URLs (storage/serve.py), from the installation secrets
+    # (`blob_url_secret`). Empty: no URL can be signed.
+    blob_url_key: bytes = b""
     started_at: float = field(default_factory=time.time)
     # When a project's schema last changed (monotonic): PostgREST reloads its schema cache
     # asynchronously after a NOTIFY, so the proxy retries "not found" for a moment after it.

@@ -19,6 +19,7 @@ from run402_cli.local.deploy import apply_commit, apply_plan, content, releases
 from run402_cli.local.functions import api as functions_api, invoke as functions_invoke
 from run402_cli.local.jobs import runs
 from run402_cli.local.secrets import handlers as secrets
+from run402_cli.local.storage import api as storage, service_put
 from run402_cli.local.web import subdomains
 from run402_cli.local import unavailable
 
@@ -90,9 +91,15 @@ def route_table() -> list[Route]:
         Route("/functions/v1/{name}", functions_invoke._invoke,
               methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
 
+        # storage: a project's blobs (service key); served by Host on pr-<id>.localhost (web/sites.py)
+        Route("/storage/v1/blobs/diagnose", storage._diagnose, methods=["GET"]),
+        Route("/storage/v1/blobs", storage._ls, methods=["GET"]),
+        Route("/storage/v1/blob/{key:path}", storage._get, methods=["GET", "HEAD"]),
+        Route("/storage/v1/blob/{key:path}", storage._rm, methods=["DELETE"]),
+        Route("/storage/v1/blob/{key:path}", storage._sign, methods=["POST"]),
+        Route("/apply/v1/service-asset-put", service_put._put, methods=["POST"]),
+
         # not served here (yet, or ever offline): a clear 501 for the calls functions make (unavailable.py)
-        Route("/apply/v1/service-asset-put", unavailable._assets, methods=["POST"]),
-        Route("/storage/v1/{path:path}", unavailable._storage, methods=["GET", "POST", "DELETE"]),
         Route("/mailboxes/v1", unavailable._email, methods=["GET", "POST"]),
         Route("/mailboxes/v1/{path:path}", unavailable._email, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/ai/v1/{path:path}", unavailable._ai, methods=["GET", "POST"]),

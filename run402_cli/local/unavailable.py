@@ -1,9 +1,8 @@
 """What this gateway does not serve, answered at once with a clear envelope, never a hang or
 a fake success. Deployed functions reach these through `@run402/functions` (email.send,
-assets.put, ai.*), so each answer says what to do instead.
+ai.*), so each answer says what to do instead.
 
-- Not yet (`NOT_AVAILABLE`, 501): blob storage (assets, `/storage/v1`) and project email come
-  in later versions of the local gateway.
+- Not yet (`NOT_AVAILABLE`, 501): project email comes in a later version of the local gateway.
 - Never offline (`NOT_AVAILABLE_LOCALLY`, 501): AI translation, moderation and image
   generation need the hosted models.
 """
@@ -23,16 +22,6 @@ _HOSTED = "RUN402_API_BASE=https://api.run402.com"
 def _not_yet(what: str, instead: str) -> GatewayError:
     return GatewayError(501, "NOT_AVAILABLE", f"{what} is not available in this version of the local gateway",
                         hint=instead, next_actions=[{"action": "use_hosted_api", "env": _HOSTED}])
-
-
-async def _assets(request: Request) -> JSONResponse:
-    raise _not_yet("Blob storage (assets.put, /apply/v1/service-asset-put)",
-                   f"Store files as site files in a deploy for now, or run against the hosted API ({_HOSTED})")
-
-
-async def _storage(request: Request) -> JSONResponse:
-    raise _not_yet("Blob storage (assets get/ls/rm/sign/diagnose, /storage/v1)",
-                   f"Run against the hosted API ({_HOSTED})")
 
 
 async def _email(request: Request) -> JSONResponse:

@@ -9,7 +9,9 @@ modules; neither re-implements them, and each rule is tested once.
 - `release`: the ReleaseSpec rules (release file paths, route patterns, subdomains, secret
   keys, locales) the CLI checks before sending and the gateway before trusting.
 - `secrets`: project secret keys and values (pattern, 4096-byte cap) and their error codes.
-- `content_types`: a release file's content type from its extension.
+- `content_types`: a release file's (or an asset's) content type from its extension.
+- `assets`: blob storage: key rules, immutable keys, metadata, listing filters, SRI / ETag /
+  Content-Digest, the SDK AssetRef and its HTML tags.
 - `cron`: function schedules (5-field cron): parsing, the next run, the tier preflight's gap.
 - `functions`: the function lifecycle rules (names, deps, log request ids) and tier caps.
 - `times`: timestamps as the API writes them.

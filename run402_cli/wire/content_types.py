@@ -1,13 +1,16 @@
-"""Content types of release files, guessed from the extension.
+"""Content types of release files and of assets, guessed from the extension.
 
-The table is the official client's, byte for byte; anything else is
-`application/octet-stream`. The extension is taken like Node's `path.extname` on the last
+The release table is the official client's, byte for byte; anything else is
+`application/octet-stream`. Assets (blob storage) use a smaller table of their own in the
+official client: a subset of these extensions without the `charset` parameter, plus archives
+and video; `ASSET_EXTENSION_TYPES` is derived from the release table so that a type is written
+once. The extension is taken like Node's `path.extname` on the last
 path segment: `.htaccess` has none, `a.tar.gz` has `gz`, and it is compared lower-cased.
 """
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_CONTENT_TYPE", "EXTENSION_TYPES", "extension", "guess"]
+__all__ = ["ASSET_EXTENSION_TYPES", "DEFAULT_CONTENT_TYPE", "EXTENSION_TYPES", "extension", "guess", "guess_asset"]
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
@@ -38,6 +41,19 @@ EXTENSION_TYPES: dict[str, str] = {
     "sql": "application/sql",
 }
 
+# The asset table: these release extensions with the parameters dropped (`text/html`, not
+# `text/html; charset=utf-8`), plus the types only assets know.
+_ASSET_FROM_RELEASE = ("png", "jpg", "jpeg", "gif", "svg", "webp", "html", "css", "js", "json", "txt", "md", "pdf")
+ASSET_EXTENSION_TYPES: dict[str, str] = {
+    **{ext: EXTENSION_TYPES[ext].split(";", 1)[0] for ext in _ASSET_FROM_RELEASE},
+    "zip": "application/zip",
+    "tgz": "application/gzip",
+    "gz": "application/gzip",
+    "mp4": "video/mp4",
+    "webm": "video/webm",
+    "mov": "video/quicktime",
+}
+
 
 def extension(path: str) -> str:
     """The lower-cased extension without the dot, with Node `extname` rules ("" if none)."""
@@ -51,3 +67,8 @@ def extension(path: str) -> str:
 def guess(path: str) -> str:
     """The content type of a release file at `path` (POSIX, relative)."""
     return EXTENSION_TYPES.get(extension(path), DEFAULT_CONTENT_TYPE)
+
+
+def guess_asset(key: str) -> str:
+    """The content type of an asset at `key`, from the asset table."""
+    return ASSET_EXTENSION_TYPES.get(extension(key), DEFAULT_CONTENT_TYPE)

@@ -66,6 +66,7 @@ def subdomain_problem(name: Any) -> tuple[str, str] | None:
     """(code, message) when `name` cannot be claimed as a subdomain, else None."""
     if not isinstance(name, str) or not 3 <= len(name) <= 63 or not _SUBDOMAIN.match(name):
         return "INVALID_SUBDOMAIN", "must be 3-63 characters of a-z, 0-9 and inner hyphens"
-    if name in RESERVED_SUBDOMAINS or name.startswith(("prj-", "dpl-")):
+    # prj-/dpl- are project and deployment hosts, pr- a project's asset host (storage).
+    if name in RESERVED_SUBDOMAINS or name.startswith(("prj-", "dpl-", "pr-")):
         return "SUBDOMAIN_RESERVED", "is reserved"
     return None

@@ -1,7 +1,8 @@
 """The differential table, part 1: good calls and bad input, group by group.
 
 Part 2 (differential_cases_surface.py) has help, the environment, integer flags and the
-commands we do not have yet; part 3 (differential_cases_functions.py) the functions group.
+commands we do not have yet; part 3 (differential_cases_functions.py) the functions group;
+part 4 (differential_cases_assets.py) assets and cdn.
 `CASES` is the whole table. Row helpers: differential_table.py.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from tests.interop.differential_cases_assets import ASSETS
 from tests.interop.differential_cases_functions import FUNCTIONS
 from tests.interop.differential_cases_surface import SURFACE
 from tests.interop.differential_table import Case, Expect, bad, differs, good
@@ -349,4 +351,4 @@ SERVICE = [
 ]
 
 CASES: list[Case] = [*ROOT, *STATUS_INIT, *ALLOWANCE, *TIER, *PROJECTS, *AUTH, *SITES, *DEPLOY,
-                     *SUBDOMAINS, *FUNCTIONS, *SECRETS, *JOBS, *SERVICE, *SURFACE]
+                     *SUBDOMAINS, *FUNCTIONS, *SECRETS, *ASSETS, *JOBS, *SERVICE, *SURFACE]

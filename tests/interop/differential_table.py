@@ -100,6 +100,13 @@ REASONS = {
     "fn-preflight": "functions deploy/update check the tier's function caps first (GET "
                     "/tiers/v1/status; the function list for the scheduled count), as deploy apply "
                     "does on both CLIs; the official CLI checks them on deploy apply only",
+    "file-codes": "a missing file is FILE_NOT_FOUND (a directory NOT_A_FILE), as on every other "
+                  "command; the official `assets put` says BAD_USAGE",
+    "assets-batch": "the files of one `assets put` go in one deploy (one plan, one commit: all land "
+                    "or none), so a key given twice is refused before anything is sent; the official "
+                    "CLI deploys file by file, the later silently overwriting the earlier",
+    "wait-fresh": "`cdn wait-fresh` polls diagnose until the URL serves --sha, as documented; the "
+                  "official v2.10.0 command calls an SDK namespace that does not exist and always fails",
     "code-file": "functions deploy --file takes a .js, .mjs or .ts module; the official CLI sends "
                  "the text of any file as the function's code",
 }

@@ -17,7 +17,8 @@ from typing import Any, Mapping
 from run402_cli import config, wallet
 from tests.interop.recording_server import Recorded, RecordingServer, Reply
 
-__all__ = ["ADDRESS", "FILES", "PROJECT", "Seed", "world_routes"]
+__all__ = ["ADDRESS", "ASSET_HOST", "FILES", "PROJECT", "Seed", "asset_plan", "asset_routes", "content_plan",
+           "world_routes"]
 
 PRIVATE_KEY = "0x" + "11" * 32
 ADDRESS = wallet.address_of(PRIVATE_KEY)  # checksummed, as `init` writes it
@@ -76,6 +77,8 @@ FILES: dict[str, dict[str, str]] = {
     "job": {"job.json": json.dumps({"job_type": "kysigned.fflonk_prove.v0_17_0", "input": {"input.json": {}},
                                     "max_cost_usd_micros": 50000})},
     "secret": {"secret.pem": "-----BEGIN CERTIFICATE-----\r\nMIIB\r\n-----END CERTIFICATE-----\r\n"},
+    "assets": {"logo.png": "not really a png\n", "notes.txt": "hello\n", "app.js": "console.log(1)\n",
+               "sub/notes.txt": "other\n"},
 }
 
 # --- the answers ------------------------------------------------------------------------
@@ -96,6 +99,90 @@ JOB_RUN = {"job_id": "job_1", "job_type": "kysigned.fflonk_prove.v0_17_0", "stat
            "created_at": "2029-12-25T00:00:00.000Z"}
 RESOLUTION = {"hostname": "my-app.run402.com", "path": "/x", "method": "GET", "result": 200,
               "match": "static_exact", "release_id": "rel_1", "static_sha256": "a" * 64}
+
+
+# --- assets (blob storage) --------------------------------------------------------------
+
+ASSET_HOST = "https://pr-1700000000-0001.run402.com"
+DIAGNOSE = {"projectId": "prj_1700000000_0001", "key": "logo.png", "expectedSha256": "a" * 64,
+            "observedSha256": "a" * 64, "vantage": "gateway-us-east-1", "probeMethod": "GET_RANGE_0_0",
+            "acceptEncoding": "identity", "observedAt": "2029-12-25T00:00:00.000Z",
+            "probeMayHaveWarmedCache": True, "canonicalUrl": f"{ASSET_HOST}/_blob/logo.png",
+            "pathKind": "blob-mutable", "cache": {"xCache": "Hit from cloudfront", "ageSeconds": 3, "cacheKind": "mutable"},
+            "invalidation": {"id": None, "status": None}, "hint": "fresh"}
+BLOBS = {"blobs": [{"key": "logo.png", "size_bytes": 17, "content_type": "image/png", "visibility": "public",
+                    "created_at": "2029-12-25T00:00:00.000Z"}], "next_cursor": None}
+
+
+def _asset_ref(e: Mapping[str, Any], image: bool) -> dict[str, Any]:
+    """A plausible hosted `asset_ref` for one wire put entry (URLs on the pr-<id> host)."""
+    from run402_cli.wire.assets import content_digest, etag, immutable_key, sri
+
+    key, sha = str(e.get("key")), str(e.get("sha256"))
+    public = e.get("visibility", "public") == "public"
+    url = f"{ASSET_HOST}/_blob/{key}" if public else None
+    iurl = f"{ASSET_HOST}/_blob/{immutable_key(key, sha)}" if public and e.get("immutable", True) else None
+    ref: dict[str, Any] = {"key": key, "sha256": sha, "size_bytes": e.get("size_bytes"),
+                           "content_type": e.get("content_type"), "visibility": e.get("visibility", "public"),
+                           "immutable": e.get("immutable", True), "url": url, "immutable_url": iurl,
+                           "cdn_url": url, "cdn_immutable_url": iurl, "sri": sri(sha), "etag": etag(sha),
+                           "content_digest": content_digest(sha)}
+    if "metadata" in e:
+        ref["metadata"] = e["metadata"]
+    if image and str(e.get("content_type", "")).startswith("image/"):
+        stem = (iurl or f"{ASSET_HOST}/_blob/{key}").rsplit(".", 1)[0]
+        ref.update(width_px=2000, height_px=1000, blurhash="LEHV6nWB2yk8", variant_spec_version="v1",
+                   display_url=url, display_immutable_url=iurl,
+                   variants={name: {"url": f"{stem}-v1-{name}-abc123.webp", "cdn_url": f"{stem}-v1-{name}-abc123.webp",
+                                    "width_px": w, "height_px": w // 2, "format": "webp", "sha256": "b" * 64}
+                             for name, w in (("thumb", 320), ("medium", 800), ("large", 1920))})
+    return ref
+
+
+def asset_plan(*, present: bool = True, variants_on_dry_run: bool = False) -> Any:
+    """`POST /apply/v1/plans` for an assets slice: a modern plan whose `asset_entries` echo the
+    spec's puts; every byte present (nothing to upload) unless `present=False`. A dry run (the
+    image refresh after a commit) answers the image fields when `variants_on_dry_run`."""
+
+    def answer(req: Recorded) -> Reply:
+        spec = (req.json or {}).get("spec") or {}
+        puts = [e for e in ((spec.get("assets") or {}).get("put") or []) if isinstance(e, dict)]
+        dry = "dry_run=true" in req.query
+        return Reply(200, {
+            "kind": "plan_response", "schema_version": "agent-deploy-observability.v1",
+            "plan_id": None if dry else "pln_1", "operation_id": None if dry else "op_1",
+            "base_release_id": None, "manifest_digest": "d" * 64, "is_noop": False,
+            "summary": f"{len(puts)} asset(s)", "expected_events": [], "warnings": [], "payment_required": None,
+            "missing_content": [{"sha256": e.get("sha256"), "size": e.get("size_bytes"), "present": present or dry}
+                                for e in puts],
+            "asset_entries": [{**{k: e.get(k) for k in ("key", "sha256", "size_bytes", "content_type",
+                                                        "visibility", "immutable")},
+                               "status": "present" if present else "upload_pending",
+                               "asset_ref": _asset_ref(e, dry and variants_on_dry_run)} for e in puts],
+        })
+
+    return answer
+
+
+def content_plan(req: Recorded) -> Reply:
+    """`POST /content/v1/plans`: one single-part presigned PUT per object, on this server."""
+    host = req.headers.get("host", "127.0.0.1")
+    items = [c for c in ((req.json or {}).get("content") or []) if isinstance(c, dict)]
+    return Reply(200, {"plan_id": "cp_1", "missing": [
+        {"sha256": c.get("sha256"), "mode": "single", "part_size_bytes": c.get("size"), "part_count": 1,
+         "parts": [{"part_number": 1, "url": f"http://{host}/s3/{c.get('sha256')}", "byte_start": 0,
+                    "byte_end": max(int(c.get("size") or 0) - 1, 0)}]} for c in items]})
+
+
+def asset_routes(**plan: Any) -> dict[tuple[str, Any], Any]:
+    """The answers an `assets put` needs (see asset_plan for the options)."""
+    return {
+        ("POST", "/apply/v1/plans"): asset_plan(**plan),
+        ("POST", "/content/v1/plans"): content_plan,
+        ("POST", "/content/v1/plans/*/commit"): Reply(200, {"status": "committed"}),
+        ("PUT", "/s3/*"): Reply(200, {}, headers={"ETag": '"etag-1"'}),
+        ("POST", "/apply/v1/plans/*/commit"): Reply(200, READY),
+    }
 
 
 def _ledger_micros(server: RecordingServer) -> int:
@@ -185,4 +272,10 @@ def world_routes(server: RecordingServer, *, balance: int | None = None) -> dict
         ("GET", "/jobs/v1/runs/*/logs"): Reply(200, {"logs": [{"timestamp": 1700000000000, "message": "proving",
                                                                "log_stream_name": "s", "event_id": "e1"}]}),
         ("DELETE", "/jobs/v1/runs/*"): Reply(200, {**JOB_RUN, "status": "cancelled"}),
+        ("GET", "/storage/v1/blobs"): Reply(200, BLOBS),
+        ("GET", "/storage/v1/blobs/diagnose"): Reply(200, DIAGNOSE),
+        ("GET", "/storage/v1/blob/*"): Reply(200, b"blob bytes\n"),
+        ("DELETE", "/storage/v1/blob/*"): Reply(200, {"status": "deleted"}),
+        ("POST", "/storage/v1/blob/*/sign"): Reply(200, {"signed_url": f"{ASSET_HOST}/_blob/logo.png?X-Amz-Signature=x",
+                                                        "expires_at": "2029-12-25T01:00:00.000Z", "expires_in": 3600}),
     }

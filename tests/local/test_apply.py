@@ -258,7 +258,13 @@ def test_unknown_fields_and_bad_values_are_invalid_spec(api, project, spec, wher
 
 
 @pytest.mark.parametrize("spec, code, where", [
-    ({"assets": {"put": []}}, "ASSETS_NOT_AVAILABLE", "assets"),
+    ({"assets": {"put": [{"key": "../x", "sha256": "0" * 64, "size_bytes": 1}]}}, "INVALID_SPEC", "assets.put[0].key"),
+    ({"assets": {"put": [{"key": "a", "sha256": "0" * 64, "size_bytes": 1}, {"key": "a", "sha256": "1" * 64,
+                                                                           "size_bytes": 1}]}},
+     "ASSET_DUPLICATE_KEY_IN_PUT", "assets.put[1].key"),
+    ({"assets": {"put": [{"key": "a", "sha256": "0" * 64, "size_bytes": 1, "metadata": {"x": {"y": 1}}}]}},
+     "INVALID_ASSET_METADATA", "assets.put[0].metadata"),
+    ({"assets": {"sync": {"prefix": "img/", "prune": False}}}, "INVALID_SPEC", "assets.sync.prune"),
     ({"routes": {"replace": [{"pattern": "/api/*", "target": {"type": "function", "name": "api"}}]}},
      "INVALID_SPEC", "routes.replace[0].target.name"),
     ({"functions": {"replace": {"Bad": {"source": {"sha256": "0" * 64, "size": 1}}}}}, "INVALID_SPEC",

@@ -361,11 +361,10 @@ def test_functions_patch_through_apply(api):
 
 
 NOT_YET = """
-import { email, assets, ai } from "@run402/functions";
+import { email, ai } from "@run402/functions";
 export default async (req) => {
   const out = {};
   for (const [name, call] of [["email", () => email.send({ to: "a@b.example", subject: "s", html: "<p>x</p>" })],
-                              ["assets", () => assets.put("logo.txt", "hello")],
                               ["ai", () => ai.translate("hola", "en")]]) {
     try { await call(); out[name] = "no error"; } catch (e) { out[name] = String(e.message); }
   }
@@ -381,12 +380,9 @@ def test_helpers_for_capabilities_not_served_fail_clearly(api):
     out = _invoke(api.api_base, project, "notyet").json()
     assert time.monotonic() - started < 5  # an answer, not a hang
     assert "NOT_AVAILABLE" in out["email"] and "mailboxes" in out["email"]
-    assert "501" in out["assets"] and "not available" in out["assets"]
     assert "hosted models" in out["ai"]
     auth = {"Authorization": f"Bearer {project['service_key']}"}
-    for method, path, code in [("POST", "/apply/v1/service-asset-put", "NOT_AVAILABLE"),
-                               ("GET", "/mailboxes/v1", "NOT_AVAILABLE"),
-                               ("GET", "/storage/v1/blobs", "NOT_AVAILABLE"),
+    for method, path, code in [("GET", "/mailboxes/v1", "NOT_AVAILABLE"),
                                ("POST", "/mailboxes/v1/mbx_1/messages", "NOT_AVAILABLE"),
                                ("POST", "/ai/v1/translate", "NOT_AVAILABLE_LOCALLY"),
                                ("POST", "/generate-image/v1", "NOT_AVAILABLE_LOCALLY")]:

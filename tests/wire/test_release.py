@@ -41,7 +41,8 @@ def test_route_patterns(pattern, ok):
 
 
 @pytest.mark.parametrize("name, code", [("my-app", None), ("ab", "INVALID_SUBDOMAIN"), ("-ab", "INVALID_SUBDOMAIN"),
-                                        ("www", "SUBDOMAIN_RESERVED"), ("prj-1", "SUBDOMAIN_RESERVED")])
+                                        ("www", "SUBDOMAIN_RESERVED"), ("prj-1", "SUBDOMAIN_RESERVED"),
+                                        ("pr-1733-4", "SUBDOMAIN_RESERVED")])
 def test_subdomains(name, code):
     problem = subdomain_problem(name)
     assert (problem[0] if problem else None) == code

@@ -31,6 +31,7 @@ from run402_cli.local.errors import GatewayError
 from run402_cli.local.http_body import read_json
 from run402_cli.local.control.ledger import charge
 from run402_cli.local.control.tiers import TIERS, active_tier, subscribe
+from run402_cli.local.storage.store import usage as asset_usage
 from run402_cli.wire.times import iso as _iso
 
 __all__: list[str] = []  # handlers only: local/routes.py lists them
@@ -144,7 +145,7 @@ def _delete(request: Request) -> JSONResponse:
                       # deploys (deploy/content.py, deploy/apply_*.py, web/subdomains.py); CAS objects stay: they are shared
                       "subdomains", "active_releases", "releases", "deploy_events", "deploy_operations",
                       "deploy_plans", "migrations_applied", "content_uploads", "content_plans", "cas_refs",
-                      "secrets"):
+                      "secrets", "assets", "asset_versions", "asset_revisions"):
             conn.execute(sql.SQL("DELETE FROM run402_meta.{} WHERE project_id = %s").format(sql.Identifier(table)),
                          (project.id,))
         conn.execute("UPDATE run402_meta.projects SET status = 'purged', deleted_at = now() WHERE id = %s",
@@ -198,13 +199,16 @@ def _usage(request: Request) -> JSONResponse:
     project = project_from_service_key(request, ctx, request.path_params["id"])
     with ctx.pool.connection() as conn:
         tier, _s, expires = active_tier(conn, project.wallet)
-        used = storage_bytes(conn, project.schema_slot)
+        database = storage_bytes(conn, project.schema_slot)
+        asset_bytes, asset_keys = asset_usage(conn, project.id)
         (calls,) = conn.execute("SELECT api_calls FROM run402_meta.projects WHERE id = %s",
                                 (project.id,)).fetchone()
     limits = TIERS.get(tier or project.tier, TIERS["prototype"])
     return JSONResponse({
         "project_id": project.id, "tier": tier or project.tier, "api_calls": calls,
-        "api_calls_limit": limits["api_calls"], "storage_bytes": used,
+        "api_calls_limit": limits["api_calls"], "storage_bytes": database + asset_bytes,
         "storage_limit_bytes": limits["storage_mb"] * 1024 * 1024,
+        # what the one storage figure is made of: the database, and the blobs it keeps serving
+        "database_bytes": database, "asset_bytes": asset_bytes, "asset_keys": asset_keys,
         "status": "active" if tier else "past_due", "lease_expires_at": _iso(expires)})
 

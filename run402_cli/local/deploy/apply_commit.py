@@ -43,6 +43,8 @@ from run402_cli.local.functions.bundles import FunctionBuildFailed, build_missin
 from run402_cli.local.data.expose import apply_manifest, custom_policies_of, introspect_catalog, run_custom_policies
 from run402_cli.local.data.expose_validate import validate as validate_expose
 from run402_cli.local.data.tenant_sql import SqlRefused, screen, tenant_session
+from run402_cli.local.storage import slice as asset_slice
+from run402_cli.local.web.subdomains import claim_release_subdomains
 from run402_cli.wire.errors import BASE_RELEASE_CONFLICT, MISSING_REQUIRED_SECRET
 
 __all__: list[str] = []  # handlers only: local/routes.py lists them
@@ -118,6 +120,7 @@ class _Run:
         refs.update({m["sql_ref"]["sha256"]: m["sql_ref"]["size"] for m in t.new_migrations})
         refs.update({r["sha256"]: r["size"] for e in t.desired["functions"].values() if not e.get("bundle")
                      for r in function_sources(e)})
+        refs.update({e["sha256"]: e["size_bytes"] for e in self.plan["spec"].get("assets", {}).get("put", [])})
         present = linked_present(self.ctx, self.project.id, list(refs),
                                  release_files=t.base_state["site"]["files"])
         missing = [{"sha256": s, "size": n} for s, n in refs.items() if s not in present]
@@ -233,6 +236,8 @@ class _Run:
             if t.secret_deletes:
                 conn.execute("DELETE FROM run402_meta.secrets WHERE project_id = %s AND key = ANY(%s)",
                              (pid, t.secret_deletes))
+            if t.assets is not None:  # asset writes land with the release, or not at all
+                asset_slice.activate(conn, self.project, spec["assets"], t.assets)
             (generation,) = conn.execute("SELECT coalesce(max(generation), 0) + 1 FROM run402_meta.releases "
                                          "WHERE project_id = %s", (pid,)).fetchone()
             conn.execute("UPDATE run402_meta.releases SET status = 'superseded', superseded_at = now() "
@@ -246,7 +251,7 @@ class _Run:
             conn.execute("INSERT INTO run402_meta.active_releases (project_id, release_id) VALUES (%s, %s) "
                          "ON CONFLICT (project_id) DO UPDATE SET release_id = EXCLUDED.release_id, activated_at = now()",
                          (pid, release_id))
-            self._subdomains(t, deployment_id)
+            claim_release_subdomains(conn, pid, t.base_state["subdomains"], t.desired["subdomains"], deployment_id)
             urls = _urls(self.request, conn, pid, deployment_id)
             update_operation(conn, self.op_id, status="ready", phase="ready", release_id=release_id, urls=urls,
                              error=None)
@@ -262,23 +267,13 @@ class _Run:
         self.ctx.schema_changed()
         return urls
 
-    def _subdomains(self, t: Target, deployment_id: str) -> None:
-        conn, pid = self.conn, self.project.id
-        removed = set(t.base_state["subdomains"]) - set(t.desired["subdomains"])
-        if removed:
-            conn.execute("DELETE FROM run402_meta.subdomains WHERE project_id = %s AND name = ANY(%s)",
-                         (pid, sorted(removed)))
-        for name in t.desired["subdomains"]:
-            owner = conn.execute(
-                "INSERT INTO run402_meta.subdomains (name, project_id, deployment_id) VALUES (%s, %s, %s) "
-                "ON CONFLICT (name) DO UPDATE SET updated_at = now() RETURNING project_id",
-                (name, pid, deployment_id)).fetchone()[0]
-            if owner != pid:
-                raise GatewayError(409, "SUBDOMAIN_TAKEN", f"Subdomain {name!r} belongs to another project",
-                                   details={"names": [name]})
-        # A claimed subdomain follows the project's latest activated release.
-        conn.execute("UPDATE run402_meta.subdomains SET deployment_id = %s, updated_at = now() WHERE project_id = %s",
-                     (deployment_id, pid))
+    def _assets_only(self, t: Target) -> None:
+        try:
+            with self.conn.transaction():
+                asset_slice.activate(self.conn, self.project, self.plan["spec"]["assets"], t.assets)
+        except GatewayError as exc:
+            raise _Failed(self.error(exc.code, exc.message, "activate", mutation_state="rolled_back",
+                                     details=exc.details or {}, next_actions=exc.next_actions)) from None
 
     # -- the whole operation -------------------------------------------------------------
     def run(self, op: dict[str, Any]) -> None:
@@ -303,7 +298,10 @@ class _Run:
                 is_noop = (active is not None and not t.new_migrations and not t.secret_deletes
                            and active[1] == t.desired)  # JSON values: == is canonical equality
                 if is_noop:
-                    # Nothing would change: keep the active release and report it (no new release).
+                    # The release would not change: keep the active one and report it (no new
+                    # release); an assets slice is written on its own, in one transaction.
+                    if t.assets is not None and t.assets.changed:
+                        self._assets_only(t)
                     urls = _urls(self.request, self.conn, self.project.id, deployment_id_for(active[0]))
                     update_operation(self.conn, self.op_id, status="ready", phase="ready", release_id=active[0],
                                      urls=urls, error=None)

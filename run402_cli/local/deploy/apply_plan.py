@@ -32,6 +32,7 @@ from run402_cli.local.deploy.deploy_common import add_event, canonical_json, new
 from run402_cli.local.errors import GatewayError
 from run402_cli.local.data.expose_validate import validate as validate_expose
 from run402_cli.local.functions.specs import check_tier, functions_diff, route_warnings
+from run402_cli.local.storage import slice as asset_slice
 from run402_cli.local.web.site_match import static_public_paths
 from run402_cli.wire.errors import BASE_RELEASE_CONFLICT, MISSING_REQUIRED_SECRET
 
@@ -121,7 +122,8 @@ def compute_target(ctx: GatewayContext, conn: psycopg.Connection, project: Proje
     check_tier(project.tier, desired["functions"])
     secret_keys = _secret_keys(conn, project.id)
     deletes = spec.get("secrets", {}).get("delete", [])
-    return Target(base_mode=mode, base_release_id=base_id, base_state=base_state, desired=desired,
+    assets = asset_slice.plan(conn, project, spec.get("assets"), uploaded_by=project.wallet)
+    return Target(assets=assets, base_mode=mode, base_release_id=base_id, base_state=base_state, desired=desired,
                   new_migrations=new, noop_migrations=noop, secret_keys=secret_keys, secret_deletes=deletes,
                   missing_secrets=sorted(set(desired["secrets_required"]) - secret_keys),
                   unknown_deletes=sorted(set(deletes) - secret_keys))
@@ -138,7 +140,8 @@ def _refs(spec: dict[str, Any]) -> list[dict[str, Any]]:
     refs: dict[str, int] = {}
     site = spec.get("site", {})
     for ref in [*site.get("replace", {}).values(), *site.get("patch", {}).get("put", {}).values(),
-                *(m["sql_ref"] for m in spec.get("database", {}).get("migrations", [])), *function_refs(spec)]:
+                *(m["sql_ref"] for m in spec.get("database", {}).get("migrations", [])), *function_refs(spec),
+                *({"sha256": e["sha256"], "size": e["size_bytes"]} for e in spec.get("assets", {}).get("put", []))]:
         refs.setdefault(ref["sha256"], ref["size"])
     return [{"sha256": s, "size": n} for s, n in refs.items()]
 
@@ -160,6 +163,8 @@ def _warnings(t: Target) -> list[dict[str, Any]]:
     public = [row["public_path"] for row in static_public_paths(t.desired)
               if row["reachability_authority"] != "route_static_alias"]
     out.extend(route_warnings(t.base_state, t.desired, public))
+    if t.assets is not None and asset_slice.prune_warning(t.assets):
+        out.append(asset_slice.prune_warning(t.assets))
     if t.base_state["site"]["public_paths"].get("mode") == "explicit" and \
             t.desired["site"]["public_paths"].get("mode") == "implicit":
         out.append({"code": "PUBLIC_PATHS_WIDENED", "severity": "warn", "requires_confirmation": True,
@@ -169,7 +174,7 @@ def _warnings(t: Target) -> list[dict[str, Any]]:
 
 
 def plan_response(ctx: GatewayContext, project: Project, spec: dict[str, Any], t: Target, digest: str,
-                  plan_id: str | None, operation_id: str | None) -> dict[str, Any]:
+                  plan_id: str | None, operation_id: str | None, port: int | None) -> dict[str, Any]:
     refs = _refs(spec)
     old_files, new_files = t.base_state["site"]["files"], t.desired["site"]["files"]
     present = linked_present(ctx, project.id, [r["sha256"] for r in refs], release_files=old_files)
@@ -185,11 +190,18 @@ def plan_response(ctx: GatewayContext, project: Project, spec: dict[str, Any], t
     others = any(t.base_state[k] != t.desired[k] for k in ("expose", "i18n", "checks")) or \
         t.base_state["site"]["public_paths"] != t.desired["site"]["public_paths"]
     is_noop = (t.base_state == t.desired and not t.new_migrations  # JSON values: == is canonical equality
-               and not existing_deletes and t.base_release_id is not None)
+               and not existing_deletes and t.base_release_id is not None
+               and (t.assets is None or not t.assets.changed))
+    summary = st.summary(site, len(t.new_migrations), routes, subdomains, secrets, others, functions)
+    buckets: dict[str, Any] = {}
+    if t.assets is not None:
+        buckets = asset_slice.plan_buckets(t.assets, port, project.id, present)
+        changes = asset_slice.summary(t.assets)
+        summary = changes if summary == "no changes" else (f"{changes}; {summary}" if changes else summary)
     return {
         "kind": "plan_response", "schema_version": SCHEMA_VERSION, "plan_id": plan_id, "operation_id": operation_id,
         "base_release_id": t.base_release_id, "manifest_digest": digest, "is_noop": is_noop,
-        "summary": st.summary(site, len(t.new_migrations), routes, subdomains, secrets, others, functions),
+        "summary": summary,
         "expected_events": ["plan.created"] if plan_id else [],
         "missing_content": [{**r, "present": r["sha256"] in present} for r in refs],
         "warnings": _warnings(t), "payment_required": None,
@@ -197,11 +209,12 @@ def plan_response(ctx: GatewayContext, project: Project, spec: dict[str, Any], t
                                 "transaction": "none" if m.get("transaction") == "none" else "default"}
                                for m in t.new_migrations], "noop": t.noop_migrations},
         "site": site, "functions": functions, "secrets": secrets,
-        "subdomains": subdomains, "routes": routes, "static_assets": static,
-        "cost": {"storage_bytes_added": static["newly_uploaded_cas_bytes"], "storage_bytes_freed": 0,
-                 "storage_bytes_net": static["newly_uploaded_cas_bytes"], "asset_keys_added": 0,
-                 "asset_keys_removed": 0, "asset_keys_after_commit": 0, "billable_delta_usd_micros": 0,
-                 "payment_required": False},
+        "subdomains": subdomains, "routes": routes, "static_assets": static, **buckets,
+        "cost": t.assets.cost if t.assets is not None else {
+            "storage_bytes_added": static["newly_uploaded_cas_bytes"], "storage_bytes_freed": 0,
+            "storage_bytes_net": static["newly_uploaded_cas_bytes"], "asset_keys_added": 0,
+            "asset_keys_removed": 0, "asset_keys_after_commit": 0, "billable_delta_usd_micros": 0,
+            "payment_required": False},
     }
 
 
@@ -243,7 +256,7 @@ def _plan_sync(request: Request, body: Any, dry_run: bool) -> JSONResponse:
     with ctx.pool.connection() as conn:
         t = compute_target(ctx, conn, project, spec)
         if dry_run:
-            return JSONResponse(plan_response(ctx, project, spec, t, digest, None, None))
+            return JSONResponse(plan_response(ctx, project, spec, t, digest, None, None, request.url.port))
         with conn.transaction():
             hold_deploy_lock(conn, project.id, "plan")
             found = _existing(conn, project.id, digest, t, key)
@@ -262,7 +275,7 @@ def _plan_sync(request: Request, body: Any, dry_run: bool) -> JSONResponse:
                              (op_id, project.id, plan_id, t.base_release_id))
                 add_event(conn, op_id, project.id, {"type": "plan.created", "plan_id": plan_id,
                                                     "manifest_digest": digest})
-    return JSONResponse(plan_response(ctx, project, spec, t, digest, plan_id, op_id))
+    return JSONResponse(plan_response(ctx, project, spec, t, digest, plan_id, op_id, request.url.port))
 
 
 async def _plan(request: Request) -> JSONResponse:

@@ -6,7 +6,7 @@ site path is checked before it can become a key of a release (paths never touch 
 filesystem — objects are addressed by digest — but a hostile key must still never be stored
 or served). Every refusal is a 400 `INVALID_SPEC` whose `details.path` names the offending
 field, so an agent can fix exactly that. The functions slice's own rules live with the functions
-room (functions/specs.py). The assets slice is not served yet: refused as `ASSETS_NOT_AVAILABLE`.
+room (functions/specs.py), the assets slice's with the storage room (storage/slice.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from run402_cli.local.deploy.cas import SHA256_RE
 from run402_cli.local.errors import GatewayError
 from run402_cli.local.functions import specs as function_specs
+from run402_cli.local.storage import slice as asset_slice
 from run402_cli.wire.functions import function_name_problem
 from run402_cli.wire.release import (
     CONTROL_CHARS, DETECT_RULE, LOCALE_TAG, ROUTE_METHODS, SECRET_KEY, release_path_problem,
@@ -270,8 +271,7 @@ def validate_spec(spec: Any) -> dict[str, Any]:
     if "functions" in spec:
         function_specs.validate_slice(spec["functions"], _content_ref)
     if "assets" in spec:
-        raise GatewayError(400, "ASSETS_NOT_AVAILABLE", "The assets slice is not available in this version of "
-                           "the local gateway", category="deploy", details={"path": "assets"})
+        asset_slice.validate_slice(spec["assets"])
     if "base" in spec:
         _base(spec["base"])
     if "site" in spec:

@@ -82,14 +82,16 @@ class LocalLayout:
         """Created once per installation; never leaves this file except to PostgREST's config.
 
         `upload_url_secret` signs the gateway's self-served upload URLs (deploy/content.py);
-        `secrets_key` (32 bytes, hex) encrypts project secrets at rest (secrets/store.py). Files
+        `secrets_key` (32 bytes, hex) encrypts project secrets at rest (secrets/store.py);
+        `blob_url_secret` signs private blob URLs (storage/serve.py). Files
         written before either existed are not rewritten: the missing key is derived from the JWT
         secret, each with its own label, so the same file always gives the same keys."""
         try:
             data = json.loads(self.secrets_file.read_text())
             if isinstance(data, dict) and {"postgrest_jwt_secret", "authenticator_password", "treasury_key"} <= data.keys():
                 for name, label in (("upload_url_secret", b"run402 upload-url v1"),
-                                    ("secrets_key", b"run402 secrets-key v1")):
+                                    ("secrets_key", b"run402 secrets-key v1"),
+                                    ("blob_url_secret", b"run402 blob-url v1")):
                     if name not in data:
                         data[name] = hmac.new(str(data["postgrest_jwt_secret"]).encode(), label,
                                               hashlib.sha256).hexdigest()
@@ -103,6 +105,7 @@ class LocalLayout:
             "treasury_key": "0x" + secrets.token_bytes(32).hex(),
             "upload_url_secret": secrets.token_hex(32),
             "secrets_key": secrets.token_hex(32),
+            "blob_url_secret": secrets.token_hex(32),
         }
         self.ensure()
         atomic_write_json(self.secrets_file, data, prefix="gateway-secret")

@@ -330,3 +330,44 @@ CREATE TABLE IF NOT EXISTS run402_meta.function_schedules (
     run_count           bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (project_id, function_name)
 );
+
+-- Blob storage (storage/): a project's keys, what each serves now, and the content-addressed
+-- versions its immutable URLs keep serving after the key is overwritten. Bytes live in the CAS.
+CREATE TABLE IF NOT EXISTS run402_meta.assets (
+    project_id          text NOT NULL,
+    key                 text NOT NULL,
+    sha256              text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+    size_bytes          bigint NOT NULL CHECK (size_bytes >= 0),
+    content_type        text NOT NULL,
+    visibility          text NOT NULL CHECK (visibility IN ('public', 'private')),
+    immutable           boolean NOT NULL,
+    metadata            jsonb,
+    exif_policy         text,
+    width_px            integer,
+    height_px           integer,
+    image_format        text,
+    uploaded_by         text,
+    created_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_at          timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (project_id, key)
+);
+CREATE INDEX IF NOT EXISTS assets_created ON run402_meta.assets (project_id, created_at, key);
+
+CREATE TABLE IF NOT EXISTS run402_meta.asset_versions (
+    project_id          text NOT NULL,
+    immutable_key       text NOT NULL,
+    key                 text NOT NULL,
+    sha256              text NOT NULL,
+    size_bytes          bigint NOT NULL,
+    content_type        text NOT NULL,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (project_id, immutable_key)
+);
+CREATE INDEX IF NOT EXISTS asset_versions_key ON run402_meta.asset_versions (project_id, key);
+
+-- A project's asset revision: bumped by every asset write, locked by each (FOR UPDATE), so a
+-- prune's confirmation can say which set of keys it saw.
+CREATE TABLE IF NOT EXISTS run402_meta.asset_revisions (
+    project_id          text PRIMARY KEY,
+    revision            bigint NOT NULL DEFAULT 0
+);

@@ -99,6 +99,7 @@ def serve(local_dir: Path, port: int) -> None:
             treasury_address=_treasury_address(secrets["treasury_key"]),
             cas_dir=str(layout.cas_dir),
             secrets_key=bytes.fromhex(secrets["secrets_key"]),
+            blob_url_key=bytes.fromhex(secrets["blob_url_secret"]),
             down=down,
             postgres_alive=cluster.is_running,
             api_base=api_base,

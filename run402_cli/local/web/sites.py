@@ -2,7 +2,8 @@
 
 `<label>` is a claimed subdomain (serves whatever release it points at, re-pointed at every
 activation), a project host `prj-…` (the project's active release) or a deployment host
-`dpl-…` (exactly that release, forever). `SiteDispatch` sits in front of the API: a request
+`dpl-…` (exactly that release, forever); a project's asset host `pr-…` serves its blobs
+(storage/serve.py). `SiteDispatch` sits in front of the API: a request
 for `*.localhost` never reaches an API route, and `127.0.0.1:<port>` / `localhost:<port>` never
 reach a site. What a path maps to is decided by site_match.resolve, the same function
 `GET /apply/v1/resolve` explains. A function route's request is handed to functions/invoke.py.
@@ -28,6 +29,7 @@ from run402_cli.local.deploy.cas import Cas
 from run402_cli.local.context import GatewayContext
 from run402_cli.local.control.callers import cached_project
 from run402_cli.local.functions.invoke import invoke_routed
+from run402_cli.local.storage.serve import serve_asset_host
 from run402_cli.local.web.site_match import Resolution, cache_policy, resolve
 
 __all__ = ["Binding", "SiteDispatch", "lookup_host", "release_state", "site_hostname"]
@@ -118,6 +120,9 @@ def _file_response(request: Request, ctx: GatewayContext, res: Resolution, statu
 
 async def serve_site(request: Request, hostname: str) -> Response:
     ctx: GatewayContext = request.app.state.ctx
+    label = hostname[: -len(".localhost")]
+    if label.startswith("pr-"):  # a project's asset host: blobs, not a site
+        return await serve_asset_host(request, label)
     binding = await run_in_threadpool(lookup_host, ctx, hostname)
     if binding is None:
         return PlainTextResponse(f"No site at {hostname}\n", status_code=404, headers={"Cache-Control": "no-store"})

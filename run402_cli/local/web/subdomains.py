@@ -2,8 +2,8 @@
 
 Authenticated with the project's service key (`Authorization: Bearer`). A name belongs to one
 project; it points at a deployment of that project, and every later activation re-points it
-at the new release (apply_commit._subdomains), so a claimed name always serves the latest
-release. Reserved names (www, api, admin, localhost, prj-*, dpl-*) would shadow the gateway's
+at the new release (claim_release_subdomains, below), so a claimed name always serves the latest
+release. Reserved names (www, api, admin, localhost, prj-*, dpl-*, pr-*) would shadow the gateway's
 own hosts and are refused with 409 `{error: "reserved"}`.
 """
 
@@ -22,7 +22,7 @@ from run402_cli.local.context import GatewayContext
 from run402_cli.local.deploy.deploy_common import deployment_host, iso, label_url, read_json
 from run402_cli.local.errors import GatewayError
 
-__all__: list[str] = []  # handlers only: local/routes.py lists them
+__all__ = ["claim_release_subdomains"]  # and the handlers local/routes.py lists
 
 
 def _project(request: Request, ctx: GatewayContext) -> Project:
@@ -106,3 +106,25 @@ def _delete(request: Request) -> JSONResponse:
     return JSONResponse({"status": "deleted", "name": row[0], "deployment_id": row[1], "project_id": row[2],
                          "deleted_at": iso(row[3])})
 
+
+
+def claim_release_subdomains(conn: psycopg.Connection, project_id: str, base: list[str], desired: list[str],
+                             deployment_id: str) -> None:
+    """Inside an activation transaction: drop the names the new release no longer manages,
+    claim the ones it adds (409 SUBDOMAIN_TAKEN if another project holds one), and point every
+    name of the project at the new deployment."""
+    removed = set(base) - set(desired)
+    if removed:
+        conn.execute("DELETE FROM run402_meta.subdomains WHERE project_id = %s AND name = ANY(%s)",
+                     (project_id, sorted(removed)))
+    for name in desired:
+        owner = conn.execute(
+            "INSERT INTO run402_meta.subdomains (name, project_id, deployment_id) VALUES (%s, %s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET updated_at = now() RETURNING project_id",
+            (name, project_id, deployment_id)).fetchone()[0]
+        if owner != project_id:
+            raise GatewayError(409, "SUBDOMAIN_TAKEN", f"Subdomain {name!r} belongs to another project",
+                               details={"names": [name]})
+    # A claimed subdomain follows the project's latest activated release.
+    conn.execute("UPDATE run402_meta.subdomains SET deployment_id = %s, updated_at = now() WHERE project_id = %s",
+                 (deployment_id, project_id))
