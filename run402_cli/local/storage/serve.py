@@ -28,7 +28,7 @@ from run402_cli.local.errors import GatewayError
 from run402_cli.local.storage import store
 from run402_cli.wire.assets import encode_key_path, etag
 
-__all__ = ["blob_response", "serve_asset_host", "sign_url", "signature_ok"]
+__all__ = ["blob_response", "etag_matches", "serve_asset_host", "sign_url", "signature_ok"]
 
 IMMUTABLE_POLICY = "public, max-age=31536000, immutable"
 MUTABLE_POLICY = "public, no-cache"
@@ -56,7 +56,8 @@ def signature_ok(ctx: GatewayContext, project_id: str, key: str, request: Reques
     return int(exp) >= time.time() and hmac.compare_digest(sig.encode(), _mac(ctx, project_id, key, int(exp)).encode())
 
 
-def _etag_matches(header: str | None, tag: str) -> bool:
+def etag_matches(header: str | None, tag: str) -> bool:
+    """If-None-Match semantics (weak comparison): does `header` name `tag`, or `*`? Sites use it too."""
     return bool(header) and any(t.strip().removeprefix("W/") in (tag, "*") for t in header.split(","))  # type: ignore[union-attr]
 
 
@@ -66,7 +67,7 @@ def blob_response(request: Request, ctx: GatewayContext, sha256: str, content_ty
     headers = {"ETag": tag, "Cache-Control": policy, "X-Content-Type-Options": "nosniff"}
     if public:
         headers.update({"Access-Control-Allow-Origin": "*", "Cross-Origin-Resource-Policy": "cross-origin"})
-    if _etag_matches(request.headers.get("if-none-match"), tag):
+    if etag_matches(request.headers.get("if-none-match"), tag):
         return Response(status_code=304, headers=headers)
     path = Cas(ctx.cas_dir).path(sha256)
     if not path.is_file():

@@ -259,7 +259,8 @@ def plan_buckets(p: AssetPlan, port: int | None, project_id: str, present: set[s
         elif a.sha256 in pending:
             status = "satisfied_by_plan"
         else:
-            status, _ = "upload_pending", pending.add(a.sha256)
+            status = "upload_pending"
+            pending.add(a.sha256)
         entries.append({"key": a.key, "sha256": a.sha256, "size_bytes": a.size_bytes, "content_type": a.content_type,
                         "visibility": a.visibility, "immutable": a.immutable, "status": status,
                         "asset_ref": store.asset_ref(port, project_id, a)})

@@ -29,7 +29,7 @@ from run402_cli.local.deploy.cas import Cas
 from run402_cli.local.context import GatewayContext
 from run402_cli.local.control.callers import cached_project
 from run402_cli.local.functions.invoke import invoke_routed
-from run402_cli.local.storage.serve import serve_asset_host
+from run402_cli.local.storage.serve import etag_matches, serve_asset_host
 from run402_cli.local.web.site_match import Resolution, cache_policy, resolve
 
 __all__ = ["Binding", "SiteDispatch", "lookup_host", "release_state", "site_hostname"]
@@ -96,20 +96,13 @@ def release_state(ctx: GatewayContext, release_id: str) -> dict[str, Any]:
     return state
 
 
-def _etag_matches(header: str | None, etag: str) -> bool:
-    if not header:
-        return False
-    tags = [t.strip() for t in header.split(",")]
-    return "*" in tags or any((t[2:] if t.startswith("W/") else t) == etag for t in tags)
-
-
 def _file_response(request: Request, ctx: GatewayContext, res: Resolution, status: int = 200) -> Response:
     assert res.file is not None
     sha = res.file["sha256"]
     etag = f'"{sha}"'
     policy = cache_policy(res.cache_class) if status == 200 else "no-store"
     headers = {"ETag": etag, "Cache-Control": policy, "X-Content-Type-Options": "nosniff"}
-    if status == 200 and _etag_matches(request.headers.get("if-none-match"), etag):
+    if status == 200 and etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     path = Cas(ctx.cas_dir).path(sha)
     if not path.is_file():
