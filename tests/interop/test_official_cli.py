@@ -8,10 +8,13 @@ Every capability that lands later adds its steps here (assets, email next).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import secrets
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -205,3 +208,50 @@ def test_both_clis_share_one_config_dir(ref: Callable[..., RefResult], cli: Call
     assert [p["project_id"] for p in left.json] == [pid_theirs]
     keys = cli("projects", "keys", pid_theirs)
     assert keys.code == 0 and keys.json["service_key"] == theirs["service_key"]
+
+
+def test_the_official_cli_stores_assets(ref: Callable[..., RefResult], cli: Callable[..., Any],
+                                        api: Any, tmp_path: Path) -> None:
+    """`assets put|get|ls|sign|rm` of the official CLI on our gateway, and what it stored read
+    back by ours: the bytes served at its URLs are the file's, checked the way a browser checks
+    SRI."""
+    ok(ref("allowance", "create"), "allowance create")
+    ok(ref("allowance", "fund"), "allowance fund")
+    ok(ref("tier", "set", "prototype"), "tier set prototype")
+    ok(ref("projects", "provision", "--name", "official-assets"), "projects provision")
+    data = secrets.token_bytes(70_000) + b"\n"
+    src = tmp_path / "report.bin"
+    src.write_bytes(data)
+    digest = hashlib.sha256(data).digest()
+
+    [put] = ok(ref("assets", "put", str(src), "--key", "docs/", "--immutable", "--meta", "owner=official"),
+               "assets put")
+    assert put["key"] == "docs/report.bin" and put["sha256"] == digest.hex()
+    assert put["sri"] == "sha256-" + base64.b64encode(digest).decode()
+    served = site(api.api_base, host_of(put["cdnUrl"]), urlsplit(put["cdnUrl"]).path)
+    assert served.status_code == 200 and served.content == data
+    assert served.headers["etag"] == put["etag"]
+
+    out = tmp_path / "back.bin"
+    ok(ref("assets", "get", "docs/report.bin", "--output", str(out)), "assets get")
+    assert out.read_bytes() == data
+    listed = ok(ref("assets", "ls", "--prefix", "docs/"), "assets ls")
+    assert [b["key"] for b in listed["blobs"]] == ["docs/report.bin"]
+    assert listed["blobs"][0]["metadata"] == {"owner": "official"}
+
+    private = tmp_path / "secret.txt"
+    private.write_bytes(b"for signed eyes only\n")
+    [hidden] = ok(ref("assets", "put", str(private), "--private"), "assets put --private")
+    assert hidden["cdnUrl"] is None and hidden["url"] is None
+    signed = ok(ref("assets", "sign", "secret.txt", "--ttl", "120"), "assets sign")
+    got = site(api.api_base, host_of(signed["signed_url"]), urlsplit(signed["signed_url"]).path
+               + "?" + urlsplit(signed["signed_url"]).query)
+    assert got.status_code == 200 and got.content == private.read_bytes()
+
+    # ours reads what the official CLI stored, then the official CLI removes it
+    ours = cli("assets", "ls", "--prefix", "docs/")
+    assert ours.code == 0 and [b["key"] for b in ours.json["blobs"]] == ["docs/report.bin"], ours.stderr
+    ok(ref("assets", "rm", "docs/report.bin"), "assets rm")
+    assert ok(ref("assets", "ls", "--prefix", "docs/"), "assets ls (after)")["blobs"] == []
+    gone = site(api.api_base, host_of(put["url"]), urlsplit(put["url"]).path)
+    assert gone.status_code == 404
