@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from run402_cli.local.control import projects, service, tiers, wallets
 from run402_cli.local.data import expose, project_sql, rest, user_admin, users
-from run402_cli.local.deploy import apply_commit, apply_plan, content, releases
+from run402_cli.local.deploy import apply_commit, apply_plan, content, releases, upload
 from run402_cli.local.functions import api as functions_api, invoke as functions_invoke
 from run402_cli.local.jobs import runs
 from run402_cli.local.secrets import handlers as secrets
@@ -69,7 +69,7 @@ def route_table() -> list[Route]:
         # deploy: content uploads, apply plans and commits, operations and releases
         Route("/content/v1/plans", content._create, methods=["POST"]),
         Route("/content/v1/plans/{id}/commit", content._commit, methods=["POST"]),
-        Route("/_upload/{upload_id}/{part:int}", content._put_part, methods=["PUT"]),
+        Route("/_upload/{upload_id}/{part:int}", upload.put_part, methods=["PUT"]),
         Route("/apply/v1/plans", apply_plan._plan, methods=["POST"]),
         Route("/apply/v1/plans/{id}/commit", apply_commit._commit, methods=["POST"]),
         Route("/apply/v1/operations/{id}/resume", apply_commit._resume, methods=["POST"]),

@@ -51,7 +51,10 @@ def test_single_upload_lands_in_the_cas_verified_and_read_only(api, project):
     put = httpx.put(part["url"], content=data)
     assert put.status_code == 200
     assert put.headers["etag"] == f'"{hashlib.md5(data).hexdigest()}"'
-    assert not _cas_path(api, sha).exists()  # staged, not stored, until the commit verifies it
+    # The PUT verified the bytes and stored them, but they are not this project's content until
+    # the commit: a new plan still asks for them.
+    assert _cas_path(api, sha).read_bytes() == data
+    assert _content_plan(api.api_base, project, [data]).json()["entries"] == [{"sha256": sha, "missing": True}]
     done = _commit(api.api_base, project, body["plan_id"])
     assert done.status_code == 200, done.text
     assert done.json()["committed"] == [sha]
@@ -113,11 +116,14 @@ def test_upload_urls_are_signed_and_expire(api, project):
     assert httpx.put(other_part, content=data).status_code == 403
     longer = url.replace(f"len={len(data)}&", f"len={len(data) + 1}&")  # the length is signed too
     assert longer != url and httpx.put(longer, content=data + b"!").json()["code"] == "UPLOAD_URL_INVALID"
+    sha = hashlib.sha256(data).hexdigest()
+    other_sha = url.replace(f"sha={sha}", "sha=" + hashlib.sha256(b"other").hexdigest())  # and the digest
+    assert other_sha != url and httpx.put(other_sha, content=b"other").json()["code"] == "UPLOAD_URL_INVALID"
     secret = json.loads((api.local_dir / "gateway.secret.json").read_text())["upload_url_secret"]
     past = int(time.time()) - 10
     n = len(data)
-    sig = hmac.new(secret.encode(), f"{obj['upload_id']}/1/{past}/{n}".encode(), hashlib.sha256).hexdigest()
-    expired = f"{api.api_base}/_upload/{obj['upload_id']}/1?expires={past}&len={n}&sig={sig}"
+    sig = hmac.new(secret.encode(), f"{obj['upload_id']}/1/{past}/{n}/{sha}".encode(), hashlib.sha256).hexdigest()
+    expired = f"{api.api_base}/_upload/{obj['upload_id']}/1?expires={past}&len={n}&sha={sha}&sig={sig}"
     assert httpx.put(expired, content=data).json()["code"] == "UPLOAD_URL_EXPIRED"
 
 

@@ -113,7 +113,10 @@ class Cas:
         for entry in entries:
             try:
                 if entry.stat().st_mtime < cutoff:
-                    shutil.rmtree(entry, ignore_errors=True)
+                    if entry.is_dir():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink()
             except OSError:
                 pass
 
@@ -154,6 +157,24 @@ class Cas:
             return True
         finally:
             tmp.unlink(missing_ok=True)
+
+    def publish(self, verified_file: str | os.PathLike[str], sha256: str) -> Path:
+        """Link a file whose bytes the caller has just hashed to `sha256` into the store, and
+        return the object's directory. Not durable: the caller adds that directory to a batch
+        and `sync`s it before recording the object. The file keeps its own name too."""
+        dest = self.path(sha256)
+        os.chmod(verified_file, 0o644)
+        try:
+            os.link(verified_file, dest)
+        except FileNotFoundError:  # the first object under this two-hex prefix
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(verified_file, dest)
+            except FileExistsError:
+                pass
+        except FileExistsError:  # already stored, by this or another upload: the same bytes
+            pass
+        return dest.parent
 
     def sync(self, batch: set[Path]) -> None:
         """Make a batch of put_verified objects durable: with syncfs(2) one flush of the store's

@@ -1,10 +1,7 @@
-"""Content upload sessions: `POST /content/v1/plans`, the self-served upload target
-`PUT /_upload/<upload_id>/<part>`, and `POST /content/v1/plans/:id/commit`.
-
-Where the hosted API hands out presigned S3 URLs, the gateway signs its own: an HMAC over
-"upload_id/part/expires" with an installation secret, valid one hour, no other auth (the real
-client PUTs with plain fetch). Parts wait in the CAS staging area; the commit assembles them,
-and `Cas.put_verified` admits an object only if its SHA-256 and size are the declared ones.
+"""Content upload sessions: `POST /content/v1/plans` (signed upload URLs for what the project
+lacks; the PUT target is upload.py) and `POST /content/v1/plans/:id/commit`, which records an
+object for the project only once its bytes are proven: a single-part object by the proof its
+verified PUT left, a multipart one by assembling its parts and `Cas.put_verified`.
 
 A digest is "present" for a project only once that project has proved it holds the bytes
 (`run402_meta.cas_refs`): the store is shared, but knowing a digest is not owning content.
@@ -12,9 +9,6 @@ A digest is "present" for a project only once that project has proved it holds t
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import os
 import secrets
 import time
@@ -25,13 +19,13 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 
 from run402_cli.local.deploy.cas import SHA256_RE, Cas, DigestMismatch
 from run402_cli.local.context import GatewayContext
 from run402_cli.local.deploy.deploy_common import iso, new_id, project_from_apikey, read_json
 from run402_cli.local.errors import GatewayError
-from run402_cli.local.runtime.layout import LocalLayout
+from run402_cli.local.deploy.upload import proof_path, upload_url
 
 __all__ = ["linked_present"]
 
@@ -43,20 +37,6 @@ MAX_OBJECT = 4 * 1024 * 1024 * 1024
 MAX_ENTRIES = 100_000
 URL_TTL = 3600
 _CHUNK = 1024 * 1024
-
-
-def _secret(request: Request) -> bytes:
-    state = request.app.state
-    if not hasattr(state, "upload_url_secret"):
-        # cas_dir is <local dir>/cas (runtime/layout.py); the key sits with the other installation secrets.
-        state.upload_url_secret = LocalLayout(Path(state.ctx.cas_dir).parent).secrets()["upload_url_secret"].encode()
-    return state.upload_url_secret
-
-
-def _sign(secret: bytes, upload_id: str, part: int, expires: int, length: int) -> str:
-    """The URL's signature: it fixes the upload, the part, the expiry and the part's exact
-    length, so a PUT needs no database lookup to know what it may accept."""
-    return hmac.new(secret, f"{upload_id}/{part}/{expires}/{length}".encode(), hashlib.sha256).hexdigest()
 
 
 def linked_present(ctx: GatewayContext, project_id: str, shas: list[str], *,
@@ -127,7 +107,6 @@ def _create_sync(request: Request, body: Any) -> JSONResponse:
     entries = _entries(body, project.id)
     present = linked_present(ctx, project.id, [e["sha256"] for e in entries])
     Cas(ctx.cas_dir).sweep_staging(2 * URL_TTL)
-    secret = _secret(request)
     base = f"{request.url.scheme}://{request.headers.get('host') or request.url.netloc}"
     now = datetime.now(timezone.utc)
     expires_at = now + timedelta(seconds=URL_TTL)
@@ -147,8 +126,8 @@ def _create_sync(request: Request, body: Any) -> JSONResponse:
             end = max(min(start + part_size, size) - 1, start)  # inclusive; 0 for an empty object
             length = min(start + part_size, size) - start
             parts.append({"part_number": n, "byte_start": start, "byte_end": end,
-                          "url": f"{base}/_upload/{upload_id}/{n}?expires={expires}&len={length}"
-                                 f"&sig={_sign(secret, upload_id, n, expires, length)}"})
+                          "url": upload_url(request, base, upload_id, n, expires, length,
+                                            e["sha256"] if count == 1 else None)})
         missing.append({"sha256": e["sha256"], "mode": "single" if size <= SINGLE_MAX else "multipart",
                         "parts": parts, "part_size_bytes": max(part_size, 0), "part_count": count,
                         "upload_id": upload_id, "staging_key": f"_staging/{upload_id}", "expires_at": iso(expires_at)})
@@ -163,96 +142,6 @@ def _create_sync(request: Request, body: Any) -> JSONResponse:
                             "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
     return JSONResponse({"plan_id": plan_id, "expires_at": iso(expires_at), "missing": missing,
                          "entries": [{"sha256": e["sha256"], "missing": e["sha256"] not in present} for e in entries]})
-
-
-class _PartFile:
-    """One part being received, written in worker threads, never on the event loop (a blocking
-    write there stalls every other request). Not fsynced: a staged part is only a candidate;
-    the commit verifies what it admits and makes the whole batch durable with one sync."""
-
-    def __init__(self, staging: Path, part: int) -> None:
-        self.staging = staging
-        self.final = staging / f"part-{part}"
-        self.tmp = staging / f"part-{part}.{secrets.token_hex(4)}.tmp"
-        self.md5, self.sha = hashlib.md5(), hashlib.sha256()
-        self._fh: Any = None
-
-    def write(self, data: bytes) -> None:
-        if self._fh is None:
-            self.staging.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._fh = open(self.tmp, "wb")
-        self.md5.update(data)  # hashlib releases the GIL on large buffers
-        self.sha.update(data)
-        self._fh.write(data)
-
-    def keep(self, data: bytes, claimed_sha256: bytes | None) -> bool:
-        """Write the rest; keep the part unless the client's checksum header disagrees."""
-        self.write(data)
-        self._fh.close()
-        if claimed_sha256 is not None and not hmac.compare_digest(claimed_sha256, self.sha.digest()):
-            self.tmp.unlink(missing_ok=True)
-            return False
-        os.replace(self.tmp, self.final)
-        return True
-
-    def discard(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self.tmp.unlink(missing_ok=True)
-
-
-# Received bytes are handed to the writer thread in slices of this size: a part costs a
-# bounded buffer, and a small object a single thread hop.
-_SPILL = 1024 * 1024
-
-
-def _query_int(request: Request, name: str) -> int:
-    value = request.query_params.get(name, "")
-    return int(value) if value.isdigit() and len(value) <= 19 else -1
-
-
-async def _put_part(request: Request) -> Response:
-    """S3-like: raw bytes in, 200 + ETag (quoted md5 of the part) out. The signed URL says
-    which part of which upload, until when, and how many bytes; nothing else is looked up."""
-    upload_id = request.path_params["upload_id"]
-    part = request.path_params["part"]
-    expires, expected = _query_int(request, "expires"), _query_int(request, "len")
-    sig = request.query_params.get("sig", "")
-    if not hmac.compare_digest(sig.encode(), _sign(_secret(request), upload_id, part, expires, expected).encode()):
-        raise GatewayError(403, "UPLOAD_URL_INVALID", "The upload URL signature is not valid", category="auth")
-    if expires < time.time():
-        raise GatewayError(403, "UPLOAD_URL_EXPIRED", "The upload URL has expired", category="auth",
-                           hint="Request a new content plan (POST /content/v1/plans)")
-    claimed = request.headers.get("x-amz-checksum-sha256")
-    try:
-        claimed_digest = None if claimed is None else base64.b64decode(claimed, validate=True)
-    except ValueError:
-        claimed_digest = b""  # matches no digest: refused below, after the body is read
-    ctx: GatewayContext = request.app.state.ctx
-    out = _PartFile(Cas(ctx.cas_dir).staging_path(upload_id), part)
-    pending, received, kept = bytearray(), 0, False
-    try:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > expected:
-                raise GatewayError(400, "CONTENT_SIZE_MISMATCH",
-                                   f"Part {part} must be exactly {expected} bytes", details={"expected": expected})
-            pending += chunk
-            if len(pending) >= _SPILL:
-                await run_in_threadpool(out.write, bytes(pending))
-                pending.clear()
-        if received != expected:
-            raise GatewayError(400, "CONTENT_SIZE_MISMATCH", f"Part {part} must be exactly {expected} bytes",
-                               details={"expected": expected, "received": received})
-        kept = await run_in_threadpool(out.keep, bytes(pending), claimed_digest)
-        if not kept:
-            raise GatewayError(400, "CONTENT_DIGEST_MISMATCH",
-                               "x-amz-checksum-sha256 does not match the bytes received",
-                               details={"upload_id": upload_id, "part_number": part})
-    finally:
-        if not kept:
-            await run_in_threadpool(out.discard)
-    return Response(status_code=200, headers={"ETag": f'"{out.md5.hexdigest()}"'})
 
 
 def _assemble(staging: Path, part_count: int) -> Path:
@@ -289,6 +178,14 @@ def _commit_sync(request: Request) -> JSONResponse:
         upload_id, sha, size, part_count, status = upload
         if status == "committed":
             return "committed", None
+        proof = proof_path(cas, upload_id)
+        if part_count == 1 and os.path.exists(proof):  # the PUT verified and published it
+            size_now = cas.size(sha)
+            if size_now == size:
+                batch.add(cas.path(sha).parent)
+                proof.unlink(missing_ok=True)
+                return "stored", None
+            proof.unlink(missing_ok=True)  # the object went missing: verify what is staged, if anything
         staging = cas.staging_root / upload_id
         absent = [n for n in range(1, part_count + 1) if not (staging / f"part-{n}").is_file()]
         if absent:

@@ -1,0 +1,187 @@
+"""The self-served upload target `PUT /_upload/<upload_id>/<part>`: where the hosted API hands
+out presigned S3 URLs, the gateway signs its own.
+
+The URL carries its own authority: an HMAC, with an installation secret, over the upload, the
+part, the expiry, the part's exact length and, for a single-part object, its declared SHA-256.
+So a PUT needs no database lookup, and no other auth (the real client PUTs with plain fetch).
+
+Two ways bytes land, both ending in what the content commit checks (content.py):
+- **A single-part object** (every file of a site, any object up to 16 MiB) is hashed while it
+  arrives and, if it is exactly the declared bytes, published into the CAS by the PUT itself.
+  What the commit then needs is proof that *this upload* delivered those bytes (knowing a
+  digest is not owning content): `staging/<upload_id>.ok`, a name given only after the bytes
+  were verified, usually another link to the CAS object's inode (no copy). Wrong bytes are
+  kept as a staged part instead, so the commit reports the mismatch as it always did.
+- **A part of a multipart object** waits in `staging/<upload_id>/part-<n>`; the commit
+  assembles and verifies the object.
+Neither is fsynced here: the commit makes its whole batch durable with one sync before the
+database records any of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from run402_cli.local.context import GatewayContext
+from run402_cli.local.deploy.cas import SHA256_RE, Cas
+from run402_cli.local.errors import GatewayError
+from run402_cli.local.runtime.layout import LocalLayout
+
+__all__ = ["proof_path", "upload_url"]
+
+# Received bytes go to the writer thread in slices of this size: a part costs a bounded buffer.
+_SPILL = 1024 * 1024
+# A body this small is written on the event loop: into the page cache that is a few
+# microseconds, and a hop to a worker thread and back costs more than the write.
+_INLINE_MAX = 64 * 1024
+
+
+def _secret(request: Request) -> bytes:
+    state = request.app.state
+    if not hasattr(state, "upload_url_secret"):
+        # cas_dir is <local dir>/cas (runtime/layout.py); the key sits with the other installation secrets.
+        state.upload_url_secret = LocalLayout(Path(state.ctx.cas_dir).parent).secrets()["upload_url_secret"].encode()
+    return state.upload_url_secret
+
+
+def _sign(secret: bytes, upload_id: str, part: int, expires: int, length: int, sha256: str) -> str:
+    return hmac.new(secret, f"{upload_id}/{part}/{expires}/{length}/{sha256}".encode(), hashlib.sha256).hexdigest()
+
+
+def upload_url(request: Request, base: str, upload_id: str, part: int, expires: int, length: int,
+               sha256: str | None) -> str:
+    """The signed URL for one part; `sha256` only for a single-part object."""
+    sig = _sign(_secret(request), upload_id, part, expires, length, sha256 or "")
+    sha = f"&sha={sha256}" if sha256 else ""
+    return f"{base}/_upload/{upload_id}/{part}?expires={expires}&len={length}{sha}&sig={sig}"
+
+
+def proof_path(cas: Cas, upload_id: str) -> Path:
+    """Exists only once a single-part PUT delivered exactly the declared bytes."""
+    return cas.staging_root / f"{upload_id}.ok"
+
+
+class _Received:
+    """One body being received into a temporary file under staging, hashed as it is written."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.md5, self.sha = hashlib.md5(), hashlib.sha256()
+        self._fh: Any = None
+
+    def write(self, data: bytes) -> None:
+        if self._fh is None:
+            self.tmp.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._fh = open(self.tmp, "wb")
+        self.md5.update(data)  # hashlib releases the GIL on large buffers
+        self.sha.update(data)
+        self._fh.write(data)
+
+    def close(self, data: bytes) -> None:
+        self.write(data)
+        self._fh.close()
+
+    def discard(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _finish_part(out: _Received, data: bytes, final: Path, claimed: bytes | None) -> bool:
+    """A multipart part: keep it unless the client's checksum header disagrees."""
+    out.close(data)
+    if claimed is not None and not hmac.compare_digest(claimed, out.sha.digest()):
+        out.discard()
+        return False
+    os.replace(out.tmp, final)
+    return True
+
+
+def _finish_object(out: _Received, data: bytes, cas: Cas, upload_id: str, sha256: str,
+                   claimed: bytes | None) -> bool:
+    """A single-part object: publish it and leave the proof, or stage it for the commit's verdict."""
+    out.close(data)
+    digest = out.sha.digest()
+    if claimed is not None and not hmac.compare_digest(claimed, digest):
+        out.discard()
+        return False
+    if digest.hex() != sha256:  # the commit names the bytes it got, as it does for any mismatch
+        staging = cas.staging_path(upload_id)
+        staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.replace(out.tmp, staging / "part-1")
+        return True
+    cas.publish(out.tmp, sha256)
+    os.replace(out.tmp, proof_path(cas, upload_id))
+    return True
+
+
+def _query_int(request: Request, name: str) -> int:
+    value = request.query_params.get(name, "")
+    return int(value) if value.isdigit() and len(value) <= 19 else -1
+
+
+async def put_part(request: Request) -> Response:
+    """S3-like: raw bytes in, 200 + ETag (quoted md5 of the part) out."""
+    upload_id = request.path_params["upload_id"]
+    part = request.path_params["part"]
+    expires, expected = _query_int(request, "expires"), _query_int(request, "len")
+    sha256 = request.query_params.get("sha", "")
+    sig = request.query_params.get("sig", "")
+    if sha256 and not SHA256_RE.match(sha256) or not hmac.compare_digest(
+            sig.encode(), _sign(_secret(request), upload_id, part, expires, expected, sha256).encode()):
+        raise GatewayError(403, "UPLOAD_URL_INVALID", "The upload URL signature is not valid", category="auth")
+    if expires < time.time():
+        raise GatewayError(403, "UPLOAD_URL_EXPIRED", "The upload URL has expired", category="auth",
+                           hint="Request a new content plan (POST /content/v1/plans)")
+    claimed = request.headers.get("x-amz-checksum-sha256")
+    try:
+        claimed_digest = None if claimed is None else base64.b64decode(claimed, validate=True)
+    except ValueError:
+        claimed_digest = b""  # matches no digest: refused below, after the body is read
+    ctx: GatewayContext = request.app.state.ctx
+    cas = Cas(ctx.cas_dir)
+    staging = cas.staging_path(upload_id)  # validates the id
+    if sha256:
+        out = _Received(cas.staging_root / f"{upload_id}.{secrets.token_hex(4)}.tmp")
+        finish: Any = lambda data: _finish_object(out, data, cas, upload_id, sha256, claimed_digest)  # noqa: E731
+    else:
+        out = _Received(staging / f"part-{part}.{secrets.token_hex(4)}.tmp")
+        finish = lambda data: _finish_part(out, data, staging / f"part-{part}", claimed_digest)  # noqa: E731
+    inline = expected <= _INLINE_MAX
+    pending, received, kept = bytearray(), 0, False
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > expected:
+                raise GatewayError(400, "CONTENT_SIZE_MISMATCH",
+                                   f"Part {part} must be exactly {expected} bytes", details={"expected": expected})
+            pending += chunk
+            if len(pending) >= _SPILL:
+                await run_in_threadpool(out.write, bytes(pending))
+                pending.clear()
+        if received != expected:
+            raise GatewayError(400, "CONTENT_SIZE_MISMATCH", f"Part {part} must be exactly {expected} bytes",
+                               details={"expected": expected, "received": received})
+        kept = finish(bytes(pending)) if inline else await run_in_threadpool(finish, bytes(pending))
+        if not kept:
+            raise GatewayError(400, "CONTENT_DIGEST_MISMATCH",
+                               "x-amz-checksum-sha256 does not match the bytes received",
+                               details={"upload_id": upload_id, "part_number": part})
+    finally:
+        if not kept:
+            if inline:
+                out.discard()
+            else:
+                await run_in_threadpool(out.discard)
+    return Response(status_code=200, headers={"ETag": f'"{out.md5.hexdigest()}"'})
