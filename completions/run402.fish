@@ -406,7 +406,7 @@ complete -c run402 -n "__run402_at 'run402 assets put'" -l 'content-type' -r -d 
 complete -c run402 -n "__run402_at 'run402 assets put'" -l 'private' -d 'Private: no public URL; read with the service key or a signed URL.'
 complete -c run402 -n "__run402_at 'run402 assets put'" -l 'immutable' -d 'Also publish a content-addressed URL (cdnUrl) that never changes, f...'
 complete -c run402 -n "__run402_at 'run402 assets put'" -l 'meta' -r -d 'Metadata key=value (repeatable): a,b is a list, true/false a boolea...'
-complete -c run402 -n "__run402_at 'run402 assets put'" -l 'exif-policy' -r -d 'keep (default) or strip the EXIF of images.'
+complete -c run402 -n "__run402_at 'run402 assets put'" -l 'exif-policy' -r -d 'keep (default) or strip: serve JPEG/PNG/WebP without EXIF/XMP (GPS,...'
 complete -c run402 -n "__run402_at 'run402 assets put'" -l 'json' -d 'NDJSON on stdout: a start and a done event per file, no array.'
 complete -c run402 -n "__run402_at 'run402 assets put'" -l 'concurrency' -r -d 'Parallel part uploads (default 8).'
 complete -c run402 -n "__run402_at 'run402 assets put'" -l 'no-resume' -d 'Accepted for compatibility; uploads are planned afresh.'

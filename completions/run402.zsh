@@ -655,7 +655,7 @@ _run402_node() {  # sets names, subs, flags, vflags for the command path $1
                 '--private:Private: no public URL; read with the service key or a signed URL.'
                 '--immutable:Also publish a content-addressed URL (cdnUrl) that never changes, f...'
                 '--meta:Metadata key=value (repeatable): a,b is a list, true/false a boolea...'
-                '--exif-policy:keep (default) or strip the EXIF of images.'
+                '--exif-policy:keep (default) or strip: serve JPEG/PNG/WebP without EXIF/XMP (GPS,...'
                 '--json:NDJSON on stdout: a start and a done event per file, no array.'
                 '--concurrency:Parallel part uploads (default 8).'
                 '--no-resume:Accepted for compatibility; uploads are planned afresh.'

@@ -111,7 +111,9 @@ def put(
         False, "--immutable", help="Also publish a content-addressed URL (cdnUrl) that never changes, for SRI tags."),
     meta: Optional[List[str]] = typer.Option(
         None, "--meta", help="Metadata key=value (repeatable): a,b is a list, true/false a boolean, 3 a number."),
-    exif_policy: Optional[str] = typer.Option(None, "--exif-policy", help="keep (default) or strip the EXIF of images."),
+    exif_policy: Optional[str] = typer.Option(
+        None, "--exif-policy", help="keep (default) or strip: serve JPEG/PNG/WebP without EXIF/XMP (GPS, camera), "
+                                    "losslessly."),
     json_events: bool = typer.Option(False, "--json", help="NDJSON on stdout: a start and a done event per file, no array."),
     concurrency: Optional[str] = typer.Option(None, "--concurrency", help="Parallel part uploads (default 8)."),
     no_resume: bool = typer.Option(False, "--no-resume", help="Accepted for compatibility; uploads are planned afresh."),
@@ -120,8 +122,10 @@ def put(
     """Upload files as assets through one deploy: only bytes the project lacks are sent.
 
     Prints [{file, key, url, cdnUrl, sri, etag, ..., tags}]. Uploads are mutable unless
-    --immutable (which adds cdnUrl and the <script>/<link>/<img> tags). A key given twice,
-    or --key without a trailing '/' for several files, is refused before anything is sent.
+    --immutable (which adds cdnUrl and the <script>/<link> tags). Images also get width_px,
+    height_px, image_format, displayUrl, an <img> tag and, when public, WebP variants
+    (thumbUrl, variants, a <picture> tag). A key given twice, or --key without a trailing
+    '/' for several files, is refused before anything is sent.
 
     Example: run402 assets put ./logo.png --immutable --key img/
     """

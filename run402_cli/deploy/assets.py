@@ -10,8 +10,9 @@ Decisions where the spec leaves room:
 - Files are hashed by streaming (1 MiB reads) and their bytes stay on disk until a part is
   uploaded (`Content.path`); the upload streams large parts too (flow.py).
 - For an `image/*` put, the AssetRefs are refreshed by one dry-run plan after the commit (image
-  variants are made at commit time), best effort, as the SDK does; only the image fields are
-  taken from it.
+  variants are made at commit time), best effort, as the SDK does. The image fields are taken
+  from it, and, when the gateway serves other bytes than the file's (`--exif-policy strip`),
+  the digest, size and URLs too: `sri` and `etag` then match what is served.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from run402_cli.wire.assets import sdk_asset_ref
 __all__ = ["AssetFile", "AssetPut", "asset_refs", "check_files", "put_release", "refresh_image_refs", "sdk_refs"]
 
 _IMAGE_FIELDS = ("width_px", "height_px", "blurhash", "variant_spec_version", "display_url",
-                 "display_immutable_url", "variants")
+                 "display_immutable_url", "variants", "image_format", "image_info", "image_exif",
+                 "image_exif_policy", "source_sha256", "source_size_bytes")
+_SERVED_FIELDS = ("sha256", "size_bytes", "url", "immutable_url", "cdn_url", "cdn_immutable_url", "sri", "etag",
+                  "content_digest")
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,8 @@ def asset_refs(plan: Mapping[str, Any], files: Sequence[AssetFile]) -> list[dict
 
 
 def refresh_image_refs(refs: list[dict[str, Any]], recheck: Mapping[str, Any]) -> None:
-    """Copy the image fields of a post-commit dry-run plan into `refs` (in place)."""
+    """Copy the image fields of a post-commit dry-run plan into `refs` (in place), and the
+    served bytes' digest, size and URLs when they are not the uploaded ones."""
     by_key = _entries(recheck)
     for ref in refs:
         fresh = by_key.get(ref.get("key"))
@@ -135,6 +140,11 @@ def refresh_image_refs(refs: list[dict[str, Any]], recheck: Mapping[str, Any]) -
         for field in _IMAGE_FIELDS:
             if field in fresh:
                 ref[field] = fresh[field]
+        derived = fresh.get("source_sha256") == ref.get("sha256") or fresh.get("image_exif_policy") == "strip"
+        if isinstance(fresh.get("sha256"), str) and fresh["sha256"] != ref.get("sha256") and derived:
+            for field in _SERVED_FIELDS:
+                if field in fresh:
+                    ref[field] = fresh[field]
 
 
 def sdk_refs(refs: Sequence[Mapping[str, Any]], files: Sequence[AssetFile]) -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 both apply, and the shapes both derive from an asset's digest.
 
 - keys: `asset_key_problem` (what is wrong with a key, or None), `immutable_key` (the
-  content-addressed name), `encode_key_path` (a key inside a URL path);
+  content-addressed name), `variant_key` (an image variant's name), `encode_key_path` (a key
+  inside a URL path);
 - content types: `asset_content_type` (explicit, else by the key's extension),
   `content_type_problem` (what a `--content-type` value must look like);
 - metadata: `metadata_problem`, `coerce_meta_value` (the CLI's `--meta k=v` coercion);
@@ -28,9 +29,9 @@ from run402_cli.wire.content_types import DEFAULT_CONTENT_TYPE, guess_asset
 __all__ = [
     "ASSET_KEY_MAX", "CDN_VERSION", "EXIF_POLICIES", "FILTER_KEYS", "LS_LIMIT_MAX", "METADATA_MAX_BYTES",
     "RESERVED_KEY_PREFIXES", "SHA256_HEX", "SIGN_TTL_DEFAULT", "SIGN_TTL_MAX", "SIGN_TTL_MIN", "SORT_KEYS",
-    "VANTAGE", "asset_content_type", "asset_key_problem", "coerce_filter_value", "coerce_meta_value",
-    "content_digest", "content_type_problem", "encode_key_path", "etag", "filter_problem", "html_tags",
-    "immutable_key", "metadata_problem", "sdk_asset_ref", "sri",
+    "VANTAGE", "VARIANT_SPEC_VERSION", "VARIANT_WIDTHS", "asset_content_type", "asset_key_problem",
+    "coerce_filter_value", "coerce_meta_value", "content_digest", "content_type_problem", "encode_key_path", "etag",
+    "filter_problem", "html_tags", "immutable_key", "metadata_problem", "sdk_asset_ref", "sri", "variant_key",
 ]
 
 ASSET_KEY_MAX = 1024  # bytes of UTF-8
@@ -43,6 +44,8 @@ _INT_FILTERS = frozenset({"min_width", "max_width", "min_height", "max_height"})
 LS_LIMIT_MAX = 1000
 SIGN_TTL_MIN, SIGN_TTL_MAX, SIGN_TTL_DEFAULT = 60, 604800, 3600
 CDN_VERSION = "blob-gateway-v2"
+VARIANT_SPEC_VERSION = "v1"
+VARIANT_WIDTHS = (("thumb", 320), ("medium", 800), ("large", 1920))  # WebP, never upscaled
 VANTAGE = "gateway-us-east-1"
 
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")  # use with fullmatch
@@ -91,6 +94,13 @@ def immutable_key(key: str, sha256: str) -> str:
     suffix = sha256[:8].lower()
     stem, ext = _split_extension(key)
     return f"{stem}-{suffix}" if ext is None else f"{stem}-{suffix}.{ext}"
+
+
+def variant_key(key: str, sha256: str, name: str, variant_sha256: str) -> str:
+    """An image variant's content-addressed key: `logo-1a2b3c4d-v1-thumb-9f8e7d.webp` (the
+    asset's first 8 hex, the variant spec, its name, the variant's own first 6 hex)."""
+    stem, _ext = _split_extension(key)
+    return f"{stem}-{sha256[:8].lower()}-{VARIANT_SPEC_VERSION}-{name}-{variant_sha256[:6].lower()}.webp"
 
 
 def encode_key_path(key: str) -> str:
@@ -208,7 +218,7 @@ def content_digest(sha256_hex: str) -> str:
 # --- output -----------------------------------------------------------------------------------
 
 _IMAGE_FIELDS = ("width_px", "height_px", "blurhash", "variant_spec_version", "display_url",
-                 "display_immutable_url", "variants")
+                 "display_immutable_url", "variants", "source_sha256", "source_size_bytes")
 _NULLABLE_FIELDS = ("metadata", "image_format", "image_info", "image_exif", "image_exif_policy")
 _HINT_IMMUTABLE = "cdnUrl is content-addressed and cached for good: embed it with its sri (see tags)."
 _HINT_MUTABLE = ("This URL is mutable and CDN copies refresh asynchronously; upload with --immutable for a "
@@ -269,10 +279,10 @@ def _attr(value: Any) -> str:
 
 
 def html_tags(ref: dict[str, Any], *, alt: str = "", sizes: str = "100vw") -> dict[str, str | None]:
-    """The HTML snippets for an SDK AssetRef: `script` (deferred), `link` (stylesheet) and
-    `img` need its content-addressed `cdnUrl` and `sri` and are None without them (a mutable
-    upload); `picture` (responsive, `sizes`) is there only when the thumb, medium and large
-    variants are."""
+    """The HTML snippets for an SDK AssetRef: `script` (deferred) and `link` (stylesheet) need
+    its content-addressed `cdnUrl` and `sri` and are None without them (a mutable upload);
+    `img` (no integrity) needs `displayUrl` (an image) or `cdnUrl`; `picture` (responsive,
+    `sizes`) is there only when the thumb, medium and large variants are."""
     url, integrity = ref.get("cdnUrl"), ref.get("sri")
     width, height = ref.get("width_px"), ref.get("height_px")
     size_attrs = f' width="{_attr(width)}" height="{_attr(height)}"' if width is not None and height is not None else ""
@@ -280,7 +290,8 @@ def html_tags(ref: dict[str, Any], *, alt: str = "", sizes: str = "100vw") -> di
     if url and integrity:
         tags["script"] = f'<script src="{_attr(url)}" defer integrity="{_attr(integrity)}" crossorigin></script>'
         tags["link"] = f'<link rel="stylesheet" href="{_attr(url)}" integrity="{_attr(integrity)}" crossorigin>'
-        src = ref.get("displayUrl") or url
+    src = ref.get("displayUrl") or url
+    if src:
         tags["img"] = f'<img src="{_attr(src)}" alt="{_attr(alt)}"{size_attrs} loading="lazy" decoding="async">'
     variants = ref.get("variants") if isinstance(ref.get("variants"), dict) else {}
     chosen = [variants.get(name) for name in ("thumb", "medium", "large")]

@@ -23,6 +23,7 @@ from run402_cli.api.client import Client
 from run402_cli.deploy import assets as deploy_assets
 from run402_cli.deploy import flow
 from run402_cli.errors import Run402Error
+from run402_cli.wire.assets import sri
 
 MIB = 1 << 20
 READY = {"operation_id": "op_1", "status": "ready", "release_id": "rel_1", "urls": {"project": "https://p"}}
@@ -183,3 +184,23 @@ def test_asset_refs_need_every_key_and_refresh_only_image_fields():
     with pytest.raises(Run402Error) as info:
         deploy_assets.asset_refs({"asset_entries": []}, files)
     assert info.value.code == "ASSET_ENTRY_MISSING"
+
+
+def test_refresh_takes_the_served_digest_of_a_stripped_image():
+    files = [deploy_assets.AssetFile("p.jpg", "p.jpg", "image/jpeg")]
+    up, served = "a" * 64, "b" * 64
+    plan = {"asset_entries": [{"key": "p.jpg", "asset_ref": {"key": "p.jpg", "sha256": up, "size_bytes": 10,
+                                                             "cdn_immutable_url": f"h/p-{up[:8]}.jpg"}}]}
+    refs = deploy_assets.asset_refs(plan, files)
+    fresh = {"key": "p.jpg", "sha256": served, "size_bytes": 8, "cdn_immutable_url": f"h/p-{served[:8]}.jpg",
+             "source_sha256": up, "image_exif_policy": "strip", "width_px": 4, "height_px": 3}
+    deploy_assets.refresh_image_refs(refs, {"asset_entries": [{"key": "p.jpg", "asset_ref": fresh}]})
+    assert refs == [fresh]
+    (sdk,) = deploy_assets.sdk_refs(refs, files)
+    assert sdk["sha256"] == served and sdk["sri"] == sri(served) and sdk["etag"] == f'"sha256-{served}"'
+    assert sdk["cdnUrl"] == f"h/p-{served[:8]}.jpg" and sdk["source_sha256"] == up
+    # Another digest without a word about stripping (a concurrent put?) is not taken.
+    refs = deploy_assets.asset_refs(plan, files)
+    deploy_assets.refresh_image_refs(refs, {"asset_entries": [{"key": "p.jpg", "asset_ref": {
+        "key": "p.jpg", "sha256": served, "width_px": 4}}]})
+    assert refs[0]["sha256"] == up and refs[0]["width_px"] == 4

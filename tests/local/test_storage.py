@@ -85,8 +85,11 @@ def test_put_serves_exact_bytes_with_sri_and_tags(cli, api, tmp_path):
     # What a browser does with integrity=: hash what it received, base64, compare.
     assert ref["sri"] == "sha256-" + base64.b64encode(hashlib.sha256(served.content).digest()).decode()
     assert served.headers["etag"] == ref["etag"] == f'"sha256-{hashlib.sha256(PNG).hexdigest()}"'
-    for tag in ("script", "link", "img"):
+    for tag in ("script", "link"):
         assert ref["cdnUrl"] in ref["tags"][tag]
+    # An image: <img> shows its display URL (the mutable form, spec §3.2), with its size.
+    assert ref["displayUrl"] == ref["cdnMutableUrl"] and ref["width_px"] == ref["height_px"] == 1
+    assert f'src="{ref["displayUrl"]}"' in ref["tags"]["img"] and 'width="1" height="1"' in ref["tags"]["img"]
     assert f'integrity="{ref["sri"]}"' in ref["tags"]["script"] and f'integrity="{ref["sri"]}"' in ref["tags"]["link"]
     # Range, conditional GET
     part = fetch(api, ref["cdnUrl"], Range="bytes=0-3")

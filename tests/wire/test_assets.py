@@ -214,3 +214,17 @@ def test_html_tags_escape_attribute_values():
 def test_html_tags_need_an_immutable_upload():
     ref = wa.sdk_asset_ref(_wire(immutable_url=None, cdn_immutable_url=None), "text/css")
     assert wa.html_tags(ref) == {"script": None, "link": None, "img": None}
+
+
+def test_variant_key_names_the_asset_and_the_variant():
+    assert wa.variant_key("img/logo.png", "AB" * 32, "thumb", "cd" * 32) == "img/logo-abababab-v1-thumb-cdcdcd.webp"
+    assert wa.variant_key("blob", SHA, "large", "0" * 64) == f"blob-{SHA[:8]}-v1-large-000000.webp"
+
+
+def test_a_mutable_image_gets_an_img_tag_from_its_display_url():
+    ref = wa.sdk_asset_ref(_wire(immutable_url=None, cdn_immutable_url=None, width_px=4, height_px=3,
+                                 display_url="https://pr-x.run402.com/_blob/logo.png"), "image/png")
+    assert wa.html_tags(ref) == {
+        "script": None, "link": None,
+        "img": '<img src="https://pr-x.run402.com/_blob/logo.png" alt="" width="4" height="3" loading="lazy" '
+               'decoding="async">'}

@@ -145,7 +145,7 @@ def _delete(request: Request) -> JSONResponse:
                       # deploys (deploy/content.py, deploy/apply_*.py, web/subdomains.py); CAS objects stay: they are shared
                       "subdomains", "active_releases", "releases", "deploy_events", "deploy_operations",
                       "deploy_plans", "migrations_applied", "content_uploads", "content_plans", "cas_refs",
-                      "secrets", "assets", "asset_versions", "asset_revisions"):
+                      "secrets", "assets", "asset_versions", "asset_variants", "asset_revisions"):
             conn.execute(sql.SQL("DELETE FROM run402_meta.{} WHERE project_id = %s").format(sql.Identifier(table)),
                          (project.id,))
         conn.execute("UPDATE run402_meta.projects SET status = 'purged', deleted_at = now() WHERE id = %s",

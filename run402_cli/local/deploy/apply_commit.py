@@ -27,16 +27,14 @@ from starlette.responses import JSONResponse
 from run402_cli.local.deploy.apply_plan import Target, compute_target
 from run402_cli.local.deploy.apply_store import (
     TERMINAL, active_release, deploy_error, hold_deploy_lock, load_operation, load_plan, migration_checksum,
-    operation_snapshot,
-    owned_project, update_operation,
+    operation_snapshot, owned_project, update_operation,
 )
 from run402_cli.local.control.callers import Project, wallet_from_siwx
 from run402_cli.local.deploy.cas import Cas
 from run402_cli.local.deploy.content import linked_present
 from run402_cli.local.context import GatewayContext
-from run402_cli.local.deploy.deploy_common import (
-    add_event, deployment_host, deployment_id_for, label_url, new_id, project_host, read_json,
-)
+from run402_cli.local.deploy.deploy_common import add_event, deployment_host, deployment_id_for, label_url, new_id, \
+    project_host, read_json
 from run402_cli.local.runtime.db import notify_postgrest
 from run402_cli.local.errors import GatewayError
 from run402_cli.local.functions.bundles import FunctionBuildFailed, build_missing, function_sources
@@ -128,6 +126,8 @@ class _Run:
             raise _Failed(self.error("MISSING_CONTENT", f"{len(missing)} content object(s) were never uploaded",
                                      "validate", resource="content", details={"missing": missing},
                                      next_actions=[{"action": "upload_content"}]))
+        if t.assets is not None:  # image fields, stripped bytes, variants: read before activation
+            asset_slice.derive_images(self.ctx, t.assets)
         self.phase("validate", "done")
         return t
 
@@ -283,6 +283,8 @@ class _Run:
                 try:
                     t = compute_target(self.ctx, self.conn, self.project, self.plan["spec"])
                     self.stage(t)
+                    if t.assets is not None:
+                        asset_slice.derive_images(self.ctx, t.assets)
                 except GatewayError as exc:
                     raise _Failed(self.error(exc.code, exc.message, "activate", safe_to_retry=True,
                                              mutation_state="partial", details=exc.details or {}),

@@ -352,6 +352,14 @@ CREATE TABLE IF NOT EXISTS run402_meta.assets (
     PRIMARY KEY (project_id, key)
 );
 CREATE INDEX IF NOT EXISTS assets_created ON run402_meta.assets (project_id, created_at, key);
+-- Image uploads (storage/derive.py): what the gateway read, and the uploaded bytes' identity
+-- when it serves other bytes (EXIF stripped), so a re-put of the same file is a no-op.
+ALTER TABLE run402_meta.assets ADD COLUMN IF NOT EXISTS source_sha256 text;
+ALTER TABLE run402_meta.assets ADD COLUMN IF NOT EXISTS source_size_bytes bigint;
+ALTER TABLE run402_meta.assets ADD COLUMN IF NOT EXISTS image_info jsonb;
+ALTER TABLE run402_meta.assets ADD COLUMN IF NOT EXISTS image_exif jsonb;
+ALTER TABLE run402_meta.assets ADD COLUMN IF NOT EXISTS blurhash text;
+ALTER TABLE run402_meta.assets ADD COLUMN IF NOT EXISTS variants jsonb;
 
 CREATE TABLE IF NOT EXISTS run402_meta.asset_versions (
     project_id          text NOT NULL,
@@ -364,6 +372,23 @@ CREATE TABLE IF NOT EXISTS run402_meta.asset_versions (
     PRIMARY KEY (project_id, immutable_key)
 );
 CREATE INDEX IF NOT EXISTS asset_versions_key ON run402_meta.asset_versions (project_id, key);
+
+-- An image's WebP variants, served at their content-addressed names. `retained`: made for an
+-- immutable put, so they outlive an overwrite like its version does; the others go with it.
+CREATE TABLE IF NOT EXISTS run402_meta.asset_variants (
+    project_id          text NOT NULL,
+    variant_key         text NOT NULL,
+    key                 text NOT NULL,
+    name                text NOT NULL,
+    sha256              text NOT NULL,
+    size_bytes          bigint NOT NULL,
+    width_px            integer NOT NULL,
+    height_px           integer NOT NULL,
+    retained            boolean NOT NULL,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (project_id, variant_key)
+);
+CREATE INDEX IF NOT EXISTS asset_variants_key ON run402_meta.asset_variants (project_id, key);
 
 -- A project's asset revision: bumped by every asset write, locked by each (FOR UPDATE), so a
 -- prune's confirmation can say which set of keys it saw.

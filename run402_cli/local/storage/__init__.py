@@ -6,5 +6,8 @@
   the activation transaction;
 - serve.py: `/_blob/<key>` on a project's hosts (ETag, Range, Cache-Control by kind) and
   signed URLs for private keys;
-- api.py: `/storage/v1` (get, ls, rm, sign, diagnose) and `/apply/v1/service-asset-put`.
+- api.py: `/storage/v1` (get, ls, rm, sign, diagnose) and `/apply/v1/service-asset-put`;
+- derive.py: what an image upload becomes at commit (image fields, EXIF strip, variants), with
+  images.py (Pillow and SVG reading, WebP variants, blurhash) and strip.py (lossless EXIF/XMP
+  removal from JPEG, PNG and WebP bytes).
 """

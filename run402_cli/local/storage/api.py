@@ -189,7 +189,10 @@ def _summary(row: tuple) -> dict[str, Any]:
     return {"key": a.key, "size_bytes": a.size_bytes, "content_type": a.content_type, "sha256": a.sha256,
             "visibility": a.visibility, "immutable": a.immutable, "created_at": iso(a.created_at),
             "updated_at": iso(a.updated_at), "metadata": a.metadata, "uploaded_by": a.uploaded_by,
-            "width_px": a.width_px, "height_px": a.height_px, "image_format": a.image_format}
+            "width_px": a.width_px, "height_px": a.height_px, "image_format": a.image_format,
+            "image_info": a.image_info, "image_exif": a.image_exif,
+            "image_exif_policy": a.exif_policy or ("keep" if a.image_format else None), "blurhash": a.blurhash,
+            "source_sha256": a.source_sha256}
 
 
 def _ls_sync(request: Request) -> JSONResponse:

@@ -9,6 +9,9 @@ what its plan reports, and what the activation transaction writes.
   transaction that is always rolled back, and usage is read inside it (versions retained by
   immutable URLs, replaced keys, deletes: whatever the commit would leave). Over quota is a
   plan-time 402, before any byte is uploaded; activation checks again in its own transaction.
+- Image puts are read at commit, before activation (`derive_images`, storage/derive.py): the
+  activation writes what was derived (image fields, stripped bytes, variants) and the quota
+  check there counts it. A plan shows a key's derived fields once it holds those bytes.
 - A prune deletes the keys under `sync.prefix` that the put batch does not name. Deleting
   needs the plan's `asset_sync` values echoed back as `confirm`; if the set of keys changed
   in between (another put, an rm, a function's assets.put) it is `ASSET_SYNC_DRIFT` (409),
@@ -27,15 +30,16 @@ from run402_cli.local.context import GatewayContext
 from run402_cli.local.control.callers import Project
 from run402_cli.local.control.projects import storage_bytes
 from run402_cli.local.control.tiers import TIERS, active_tier
-from run402_cli.local.deploy.cas import SHA256_RE
+from run402_cli.local.deploy.cas import SHA256_RE, Cas
 from run402_cli.local.errors import GatewayError
-from run402_cli.local.storage import store
+from run402_cli.local.storage import derive, store
 from run402_cli.local.storage.store import Asset
 from run402_cli.wire.assets import (
     EXIF_POLICIES, asset_content_type, asset_key_problem, content_type_problem, metadata_problem,
 )
 
-__all__ = ["AssetPlan", "activate", "plan", "plan_buckets", "prune_warning", "put_now", "summary", "validate_slice"]
+__all__ = ["AssetPlan", "activate", "derive_images", "plan", "plan_buckets", "prune_warning", "put_now", "summary",
+           "validate_slice"]
 
 MAX_PUTS = 10_000
 MAX_OBJECT = 4 * 1024 * 1024 * 1024  # the content plan's own per-object limit
@@ -261,9 +265,13 @@ def plan_buckets(p: AssetPlan, port: int | None, project_id: str, present: set[s
         else:
             status = "upload_pending"
             pending.add(a.sha256)
+        # A key already holding these bytes answers with what was derived from them (an image's
+        # fields, the stripped bytes' digest): what the post-commit dry run reads back.
+        now = p.existing.get(a.key)
+        shown = now if now is not None and now.same_content(a) else a
         entries.append({"key": a.key, "sha256": a.sha256, "size_bytes": a.size_bytes, "content_type": a.content_type,
                         "visibility": a.visibility, "immutable": a.immutable, "status": status,
-                        "asset_ref": store.asset_ref(port, project_id, a)})
+                        "asset_ref": store.asset_ref(port, project_id, shown)})
     out: dict[str, Any] = {"asset_entries": entries, "asset_deletes": p.deletes}
     if p.sync is not None:
         out["asset_sync"] = {k: v for k, v in p.sync.items() if k != "confirmed"}
@@ -313,10 +321,23 @@ def activate(conn: psycopg.Connection, project: Project, spec: dict[str, Any], p
     _check_quota(conn, project, before, after)
 
 
+def derive_images(ctx: GatewayContext, p: AssetPlan) -> None:
+    """Read the image puts `p` writes (outside any transaction) and put what was derived from
+    them in their place, for the activation to write."""
+    writes = {a.key for a in p.writes}
+    derived = derive.derive_all(Cas(ctx.cas_dir), [a for a in p.puts if a.key in writes])
+    p.puts = [derived.get(a.key, a) for a in p.puts]
+
+
 def put_now(ctx: GatewayContext, project: Project, entry: dict[str, Any], port: int | None) -> dict[str, Any]:
     """One put outside a deploy (a function's assets.put): the activation step alone, in its
     own transaction; the bytes are already the project's. Returns the wire asset_ref."""
     a = _desired(entry, uploaded_by="service_key")
+    with ctx.pool.connection() as conn:
+        existing = store.load_assets(conn, project.id, [a.key])
+    p = AssetPlan(puts=[a], existing=existing, deletes=[], prune=None, sync=None)
+    derive_images(ctx, p)
     with ctx.pool.connection() as conn, conn.transaction():
-        activate(conn, project, {"put": [entry]}, AssetPlan(puts=[a], existing={}, deletes=[], prune=None, sync=None))
-    return store.asset_ref(port, project.id, a)
+        activate(conn, project, {"put": [entry]}, p)
+        now = store.load_asset(conn, project.id, a.key)
+    return store.asset_ref(port, project.id, now or p.puts[0])

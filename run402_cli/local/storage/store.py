@@ -7,8 +7,14 @@ Why it is built this way:
 - Every immutable put also records a version (`asset_versions`, by its content-addressed key
   `<stem>-<8hex>.<ext>`): an immutable URL keeps serving its bytes after the key is
   overwritten. `rm` takes the key down with all its versions.
-- Usage is what the project keeps serving: live keys plus the retained versions whose bytes
-  are no longer the key's (the quota that counts it is slice.py's).
+- An image's WebP variants (`asset_variants`, by `<stem>-<8hex>-v1-<name>-<6hex>.webp`) are
+  served like versions: an immutable put's variants are retained after an overwrite, a
+  mutable put's go with the bytes they were made from; `rm` takes them all.
+- When the gateway serves other bytes than the uploaded ones (EXIF stripped), the row keeps
+  the upload's identity (`source_sha256`, `source_size_bytes`): the same file put again is
+  the same content, nothing to upload and no new version.
+- Usage is what the project keeps serving: live keys, the retained versions whose bytes are
+  no longer the key's, and the variants (the quota that counts it is slice.py's).
 - Writers hold the project's revision row (`lock_revision`) for their transaction, so an
   asset write, a prune's re-check and a quota check never interleave.
 """
@@ -22,7 +28,9 @@ from typing import Any
 
 import psycopg
 
-from run402_cli.wire.assets import content_digest, encode_key_path, etag, immutable_key, sri
+from run402_cli.wire.assets import (
+    VARIANT_SPEC_VERSION, content_digest, encode_key_path, etag, immutable_key, sri, variant_key,
+)
 
 __all__ = [
     "Asset", "BLOB_PREFIX", "COLUMNS", "asset_host", "asset_ref", "bump_revision", "delete_keys",
@@ -32,7 +40,8 @@ __all__ = [
 
 BLOB_PREFIX = "/_blob/"
 COLUMNS = ("key, sha256, size_bytes, content_type, visibility, immutable, metadata, exif_policy, width_px, "
-            "height_px, image_format, uploaded_by, created_at, updated_at")
+            "height_px, image_format, uploaded_by, created_at, updated_at, source_sha256, source_size_bytes, "
+            "image_info, image_exif, blurhash, variants")
 
 
 @dataclass(frozen=True)
@@ -51,11 +60,24 @@ class Asset:
     uploaded_by: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    source_sha256: str | None = None      # the uploaded bytes, when other bytes are served
+    source_size_bytes: int | None = None
+    image_info: dict[str, Any] | None = None
+    image_exif: dict[str, Any] | None = None
+    blurhash: str | None = None
+    variants: dict[str, Any] | None = None  # {name: {sha256, size_bytes, width_px, height_px}}
+
+    @property
+    def upload(self) -> tuple[str, int]:
+        """(sha256, size) of the bytes the client uploaded for this row."""
+        if self.source_sha256 is not None and self.source_size_bytes is not None:
+            return self.source_sha256, self.source_size_bytes
+        return self.sha256, self.size_bytes
 
     def same_content(self, other: "Asset") -> bool:
         """True if writing `other` over this row would change nothing a reader can see."""
-        return (self.sha256, self.size_bytes, self.content_type, self.visibility, self.immutable, self.metadata,
-                self.exif_policy) == (other.sha256, other.size_bytes, other.content_type, other.visibility,
+        return (self.upload, self.content_type, self.visibility, self.immutable, self.metadata,
+                self.exif_policy) == (other.upload, other.content_type, other.visibility,
                                       other.immutable, other.metadata, other.exif_policy)
 
 
@@ -94,10 +116,25 @@ def asset_ref(port: int | None, project_id: str, a: Asset) -> dict[str, Any]:
         "sri": sri(a.sha256), "etag": etag(a.sha256), "content_digest": content_digest(a.sha256),
         "metadata": a.metadata,
     }
-    if a.width_px is not None and a.height_px is not None:
-        ref.update(width_px=a.width_px, height_px=a.height_px, image_format=a.image_format)
-    if a.exif_policy is not None:
-        ref["image_exif_policy"] = a.exif_policy
+    if a.source_sha256 is not None:
+        ref.update(source_sha256=a.source_sha256, source_size_bytes=a.source_size_bytes)
+    if a.image_format is not None:
+        ref["image_format"] = a.image_format
+        if a.width_px is not None and a.height_px is not None:
+            ref.update(width_px=a.width_px, height_px=a.height_px, blurhash=a.blurhash)
+        ref.update(display_url=ref["cdn_url"], display_immutable_url=ref["cdn_immutable_url"])
+        if public and a.variants:
+            ref["variant_spec_version"] = VARIANT_SPEC_VERSION
+            ref["variants"] = {}
+            for name, v in a.variants.items():
+                path = encode_key_path(variant_key(a.key, a.sha256, name, v["sha256"]))
+                ref["variants"][name] = {"url": url_base + path, "cdn_url": cdn_base + path, "width_px": v["width_px"],
+                                         "height_px": v["height_px"], "format": "webp", "sha256": v["sha256"]}
+    for name in ("image_info", "image_exif"):
+        if getattr(a, name) is not None:
+            ref[name] = getattr(a, name)
+    if a.exif_policy is not None or a.image_format is not None:
+        ref["image_exif_policy"] = a.exif_policy or "keep"
     return ref
 
 
@@ -129,9 +166,12 @@ def keys_under(conn: psycopg.Connection, project_id: str, prefix: str) -> dict[s
 
 
 def load_version(conn: psycopg.Connection, project_id: str, ikey: str) -> tuple[str, str, int, str] | None:
-    """(key, sha256, size_bytes, content_type) of an immutable URL's version."""
+    """(key, sha256, size_bytes, content_type) of an immutable URL's version or image variant."""
     return conn.execute("SELECT key, sha256, size_bytes, content_type FROM run402_meta.asset_versions "
-                        "WHERE project_id = %s AND immutable_key = %s", (project_id, ikey)).fetchone()
+                        "WHERE project_id = %s AND immutable_key = %s UNION ALL "
+                        "SELECT key, sha256, size_bytes, 'image/webp' FROM run402_meta.asset_variants "
+                        "WHERE project_id = %s AND variant_key = %s LIMIT 1",
+                        (project_id, ikey, project_id, ikey)).fetchone()
 
 
 def usage(conn: psycopg.Connection, project_id: str) -> tuple[int, int]:
@@ -142,7 +182,9 @@ def usage(conn: psycopg.Connection, project_id: str) -> tuple[int, int]:
         "SELECT coalesce(sum(v.size_bytes), 0) FROM run402_meta.asset_versions v LEFT JOIN run402_meta.assets a "
         "ON a.project_id = v.project_id AND a.key = v.key AND a.sha256 = v.sha256 "
         "WHERE v.project_id = %s AND a.key IS NULL", (project_id,)).fetchone()
-    return int(live) + int(retained), int(keys)
+    (variants,) = conn.execute("SELECT coalesce(sum(size_bytes), 0) FROM (SELECT DISTINCT sha256, size_bytes FROM "
+                               "run402_meta.asset_variants WHERE project_id = %s) d", (project_id,)).fetchone()
+    return int(live) + int(retained) + int(variants), int(keys)
 
 
 # -- writing (inside the caller's transaction, holding lock_revision) ---------------------------
@@ -160,19 +202,41 @@ def bump_revision(conn: psycopg.Connection, project_id: str) -> None:
                  (project_id,))
 
 
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
 def write_put(conn: psycopg.Connection, project_id: str, a: Asset) -> None:
-    """Upsert a key (created_at kept on overwrite) and, for an immutable put, its version."""
+    """Upsert a key (created_at kept on overwrite) with its image variants and, for an
+    immutable put, its version. Bytes the gateway derived are linked to the project."""
     conn.execute(
         "INSERT INTO run402_meta.assets (project_id, key, sha256, size_bytes, content_type, visibility, immutable, "
-        "metadata, exif_policy, width_px, height_px, image_format, uploaded_by) "
-        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (project_id, key) DO UPDATE SET "
+        "metadata, exif_policy, width_px, height_px, image_format, uploaded_by, source_sha256, source_size_bytes, "
+        "image_info, image_exif, blurhash, variants) "
+        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (project_id, key) DO UPDATE SET "
         "sha256 = EXCLUDED.sha256, size_bytes = EXCLUDED.size_bytes, content_type = EXCLUDED.content_type, "
         "visibility = EXCLUDED.visibility, immutable = EXCLUDED.immutable, metadata = EXCLUDED.metadata, "
         "exif_policy = EXCLUDED.exif_policy, width_px = EXCLUDED.width_px, height_px = EXCLUDED.height_px, "
-        "image_format = EXCLUDED.image_format, uploaded_by = EXCLUDED.uploaded_by, updated_at = clock_timestamp()",
-        (project_id, a.key, a.sha256, a.size_bytes, a.content_type, a.visibility, a.immutable,
-         None if a.metadata is None else json.dumps(a.metadata), a.exif_policy, a.width_px, a.height_px,
-         a.image_format, a.uploaded_by))
+        "image_format = EXCLUDED.image_format, uploaded_by = EXCLUDED.uploaded_by, "
+        "source_sha256 = EXCLUDED.source_sha256, source_size_bytes = EXCLUDED.source_size_bytes, "
+        "image_info = EXCLUDED.image_info, image_exif = EXCLUDED.image_exif, blurhash = EXCLUDED.blurhash, "
+        "variants = EXCLUDED.variants, updated_at = clock_timestamp()",
+        (project_id, a.key, a.sha256, a.size_bytes, a.content_type, a.visibility, a.immutable, _json(a.metadata),
+         a.exif_policy, a.width_px, a.height_px, a.image_format, a.uploaded_by, a.source_sha256, a.source_size_bytes,
+         _json(a.image_info), _json(a.image_exif), a.blurhash, _json(a.variants)))
+    conn.execute("DELETE FROM run402_meta.asset_variants WHERE project_id = %s AND key = %s AND NOT retained",
+                 (project_id, a.key))
+    derived = [(a.sha256, a.size_bytes)] if a.source_sha256 is not None else []
+    for name, v in (a.variants or {}).items():
+        conn.execute("INSERT INTO run402_meta.asset_variants (project_id, variant_key, key, name, sha256, size_bytes, "
+                     "width_px, height_px, retained) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (project_id, "
+                     "variant_key) DO UPDATE SET retained = run402_meta.asset_variants.retained OR EXCLUDED.retained",
+                     (project_id, variant_key(a.key, a.sha256, name, v["sha256"]), a.key, name, v["sha256"],
+                      v["size_bytes"], v["width_px"], v["height_px"], a.immutable))
+        derived.append((v["sha256"], v["size_bytes"]))
+    for sha, size in derived:
+        conn.execute("INSERT INTO run402_meta.cas_refs (project_id, sha256, size) VALUES (%s, %s, %s) "
+                     "ON CONFLICT DO NOTHING", (project_id, sha, size))
     if a.immutable:
         # An 8-hex suffix names the version; the first digest to claim it keeps it (its URL is
         # promised to serve those bytes for good).
@@ -188,4 +252,5 @@ def delete_keys(conn: psycopg.Connection, project_id: str, keys: list[str]) -> l
     gone = [r[0] for r in conn.execute("DELETE FROM run402_meta.assets WHERE project_id = %s AND key = ANY(%s) "
                                        "RETURNING key", (project_id, keys))]
     conn.execute("DELETE FROM run402_meta.asset_versions WHERE project_id = %s AND key = ANY(%s)", (project_id, keys))
+    conn.execute("DELETE FROM run402_meta.asset_variants WHERE project_id = %s AND key = ANY(%s)", (project_id, keys))
     return sorted(gone)
