@@ -103,20 +103,39 @@ def test_help_does_not_import_heavy_modules(argv: list[str], tmp_path: Path) -> 
     assert not loaded, f"`run402 {' '.join(argv)}` imported {loaded}"
 
 
-def test_a_network_command_loads_httpx_without_its_unused_extras(tmp_path: Path) -> None:
-    """httpx's package init imports its own CLI (rich, pygments, click: ~100 ms) and httpcore's
-    its HTTP/2 (h2) whenever they are installed; the CLI's entry point keeps them out."""
-    probe = ("import contextlib, io, json, sys\n"
-             "from run402_cli import app\n"
-             "with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(SystemExit):\n"
-             "    sys.argv = ['run402', 'service', 'status']  # a closed port: NETWORK_ERROR\n"
-             "    app.main()\n"
-             "print(json.dumps(sorted(m for m, mod in sys.modules.items() if mod is not None)))\n")
-    env = {**os.environ, "RUN402_CONFIG_DIR": str(tmp_path / "config"), "RUN402_API_BASE": "http://127.0.0.1:9"}
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
+_NETWORK_PROBE = (
+    "import contextlib, io, json, sys\n"
+    "from run402_cli import app\n"
+    "with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(SystemExit):\n"
+    "    sys.argv = ['run402', 'service', 'status']  # a closed port: NETWORK_ERROR\n"
+    "    app.main()\n"
+    "print(json.dumps(sorted(m for m, mod in sys.modules.items() if mod is not None)))\n"
+)
+
+
+def _network_command_modules(tmp_path: Path, **env_extra: str) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
+    env.update(RUN402_CONFIG_DIR=str(tmp_path / "config"), RUN402_API_BASE="http://127.0.0.1:9", **env_extra)
+    proc = subprocess.run([sys.executable, "-c", _NETWORK_PROBE], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    modules = json.loads(proc.stdout)
-    assert "httpx" in modules, "the probe must reach the network layer"
+    return json.loads(proc.stdout)
+
+
+def test_a_network_command_speaks_http_without_httpx(tmp_path: Path) -> None:
+    """The CLI's calls go out on the socket transport: httpx + httpcore (~60 ms), and
+    http.client with the email package it parses headers with (~25 ms), are not imported."""
+    modules = _network_command_modules(tmp_path)
+    assert "run402_cli.api.transport" in modules, "the probe must reach the network layer"
+    loaded = [m for m in modules if any(_under(m, x) for x in ("httpx", "httpcore", "h11", "http", "email"))]
+    assert not loaded, loaded
+
+
+def test_behind_a_proxy_httpx_loads_without_its_unused_extras(tmp_path: Path) -> None:
+    """With a proxy set, the calls go through httpx (which honours it). Its package init imports
+    its own CLI (rich, pygments, click: ~100 ms) and httpcore's its HTTP/2 (h2) whenever they
+    are installed; the CLI's entry point keeps them out."""
+    modules = _network_command_modules(tmp_path, HTTP_PROXY="http://127.0.0.1:9", NO_PROXY="")
+    assert "httpx" in modules, "the probe must reach httpx"
     assert not [m for m in modules if any(_under(m, x) for x in ("rich", "pygments", "h2"))]
 
 

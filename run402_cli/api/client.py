@@ -6,79 +6,73 @@ Behaviour copied from the official SDK kernel:
 - a request that never got an answer -> NetworkError;
 - SIGN-IN-WITH-X is added to every request unless the call opts out (`wallet_auth=False`),
   and only when an allowance exists; headers a namespace sets explicitly always win.
-Payment (x402) sits under the kernel as an httpx.Auth, so namespaces never see a 402 they could pay.
+Payment (x402) sits in the kernel: a 402 it can pay is paid and the request resent once, so
+namespaces never see a 402 they could pay. The wire itself is `api/transport.py`.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Generator, Iterable, Iterator
-
-import httpx
+from typing import Any, Iterable, Iterator
 
 from run402_cli import __version__
+from run402_cli.api.transport import Response, TransportError, origin_of
 from run402_cli.config import Allowance, Settings
 from run402_cli.errors import ApiError, NetworkError, PaymentRequired, Unauthorized
 
-__all__ = ["Client"]
+__all__ = ["Client", "Response"]
 
-_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
-
-
-class _TlsOnDemand(httpx.BaseTransport):
-    """httpx's default transport, with the verified TLS context built on the first https://
-    request instead of in the constructor: loading the CA bundle costs every command tens of
-    milliseconds, and commands against the local gateway never speak TLS. http:// requests
-    go through a pool whose TLS context is never used (no TLS happens on plain HTTP); https://
-    requests get httpx's default, fully verified transport."""
-
-    def __init__(self) -> None:
-        self._plain: httpx.HTTPTransport | None = None
-        self._tls: httpx.HTTPTransport | None = None
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.scheme == "https":
-            if self._tls is None:
-                self._tls = httpx.HTTPTransport()  # verify=True: certifi, or SSL_CERT_FILE/DIR
-            return self._tls.handle_request(request)
-        if self._plain is None:
-            self._plain = httpx.HTTPTransport(verify=False)  # plain HTTP: TLS never runs here
-        return self._plain.handle_request(request)
-
-    def close(self) -> None:
-        for transport in (self._plain, self._tls):
-            if transport is not None:
-                transport.close()
+_SIWX = "SIGN-IN-WITH-X"
 
 
-class _SiwxAuth(httpx.Auth):
-    """A fresh SIGN-IN-WITH-X header per request (SIWX nonces are single use)."""
+class _Headers(dict):
+    """Request headers being built: the last spelling of a name wins, case-insensitively
+    (a header a namespace sets explicitly replaces the default of the same name)."""
 
-    def __init__(self, allowance: Allowance) -> None:
-        self._allowance = allowance
+    def set(self, name: str, value: str) -> None:
+        for key in [k for k in self if k.lower() == name.lower()]:
+            del self[key]
+        self[name] = value
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if "sign-in-with-x" not in request.headers:
-            from run402_cli.wallet import siwx_header
+    def has(self, name: str) -> bool:
+        return any(k.lower() == name.lower() for k in self)
 
-            origin = f"{request.url.scheme}://{request.url.netloc.decode('ascii')}"
-            request.headers["SIGN-IN-WITH-X"] = siwx_header(
-                private_key=self._allowance.private_key,
-                api_base=origin,
-                path=request.url.raw_path.decode("ascii"),
-            )
-        yield request
+    def drop(self, name: str) -> None:
+        for key in [k for k in self if k.lower() == name.lower()]:
+            del self[key]
+
+
+def _with_params(url: str, params: dict[str, Any] | None) -> str:
+    """`url` with `params` merged into its query, encoded as httpx encodes them (booleans as
+    true/false, None as empty, lists as repeated keys, form encoding)."""
+    if params is None:
+        return url
+    from urllib.parse import parse_qsl, urlencode
+
+    def text(value: Any) -> str:
+        return "true" if value is True else "false" if value is False else "" if value is None else str(value)
+
+    base, _, query = url.partition("?")
+    base, hashmark, fragment = base.partition("#")
+    merged: dict[str, list[str]] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        merged.setdefault(key, []).append(value)
+    for key, value in params.items():  # a key given in params replaces the URL's
+        merged[str(key)] = [text(v) for v in value] if isinstance(value, (list, tuple)) else [text(value)]
+    encoded = urlencode([(k, v) for k, vs in merged.items() for v in vs])
+    return base + (f"?{encoded}" if encoded else "")
 
 
 class Client:
-    """One per command invocation. `transport` is the test seam (httpx.MockTransport for
-    hosted-only mocks, or an ASGI/WSGI transport)."""
+    """One per command invocation. `transport` is the test seam: an `httpx.BaseTransport`
+    (httpx.MockTransport for hosted-only mocks, or an ASGI/WSGI transport) that receives
+    exactly the requests the default socket transport would send."""
 
     def __init__(
         self,
         settings: Settings,
         *,
-        transport: httpx.BaseTransport | None = None,
+        transport: Any = None,
         base: str | None = None,
     ) -> None:
         self.settings = settings
@@ -87,7 +81,8 @@ class Client:
         redirected = base is None and bool(settings.env.get("RUN402_DEPLOY_API_BASE"))
         self.deploy_base = settings.deploy_api_base if redirected else self.base
         self._transport = transport
-        self._http: httpx.Client | None = None
+        self._wire: Any = None
+        self._http: Any = None  # the httpx.Client streamed exchanges still use
         self._allowance: Allowance | None | bool = False  # False = not read yet
 
     @property
@@ -96,17 +91,32 @@ class Client:
             self._allowance = self.settings.allowance()
         return self._allowance  # type: ignore[return-value]
 
-    def _client(self) -> httpx.Client:
+    def _wire_for(self) -> Any:
+        if self._wire is None:
+            from run402_cli.api import transport
+
+            if self._transport is not None:
+                self._wire = transport.HttpxTransport(self._transport)
+            else:
+                self._wire = transport.default_transport()
+        return self._wire
+
+    def _httpx(self) -> Any:
         if self._http is None:
-            self._http = httpx.Client(
-                transport=self._transport or _TlsOnDemand(),
-                timeout=_TIMEOUT,
-                headers={"User-Agent": f"run402-python/{__version__}"},
-                follow_redirects=False,
-            )
+            import httpx
+
+            from run402_cli.api.transport import CONNECT_TIMEOUT, READ_TIMEOUT
+
+            self._http = httpx.Client(transport=self._transport,
+                                      timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
+                                      headers={"User-Agent": f"run402-python/{__version__}"},
+                                      follow_redirects=False)
         return self._http
 
     def close(self) -> None:
+        if self._wire is not None:
+            self._wire.close()
+            self._wire = None
         if self._http is not None:
             self._http.close()
             self._http = None
@@ -117,13 +127,23 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _auth(self, wallet_auth: bool, sign_in: bool) -> httpx.Auth | None:
-        allowance = self.allowance if wallet_auth else None
-        if allowance is None:
-            return None
-        from run402_cli.payments import X402Auth
-
-        return X402Auth(allowance.private_key, inner=_SiwxAuth(allowance) if sign_in else None)
+    def _exchange(self, method: str, url: str, headers: dict[str, str], content: bytes | None,
+                  context: str, hint: str | None, timeout: float | None = None) -> Response:
+        """One request on the wire, with httpx's default headers; NetworkError when it gets
+        no answer."""
+        wire = [("Accept", "*/*"), ("Accept-Encoding", "gzip, deflate"), ("Connection", "keep-alive"),
+                ("User-Agent", f"run402-python/{__version__}")]
+        mine = {k.lower() for k in headers}
+        wire = [(k, v) for k, v in wire if k.lower() not in mine] + list(headers.items())
+        if "content-length" not in mine:
+            if content is not None:
+                wire.append(("Content-Length", str(len(content))))
+            elif method.upper() in ("POST", "PUT", "PATCH"):
+                wire.append(("Content-Length", "0"))
+        try:
+            return self._wire_for().handle(method, url, wire, content, timeout=timeout)
+        except TransportError as exc:
+            raise NetworkError(f"Network error while {context}: {exc}", hint=hint) from exc
 
     def request(
         self,
@@ -140,32 +160,54 @@ class Client:
         context: str = "",
         base: str | None = None,
     ) -> Any:
-        url = (base or self.base) + path
-        hdrs: dict[str, str] = {}
+        url = _with_params((base or self.base) + path, params)
+        hdrs = _Headers()
+        body: bytes | None = None
+        if json is not None:  # what httpx's json= sends
+            import json as jsonlib
+
+            body = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        elif content is not None:
+            body = content.encode("utf-8") if isinstance(content, str) else bytes(content)
         if bearer is not None:
-            hdrs["Authorization"] = f"Bearer {bearer}"
+            hdrs.set("Authorization", f"Bearer {bearer}")
         if content_type is not None:
-            hdrs["Content-Type"] = content_type
-        hdrs.update(headers or {})
-        try:
-            resp = self._client().request(
-                method,
-                url,
-                json=json,
-                content=content,
-                headers=hdrs,
-                params=params,
-                # A call that carries a project key authenticates with it: no SIGN-IN-WITH-X
-                # (the official client attaches one anyway; servers accept either), which saves
-                # signing per call. A 402 on such a call is still paid.
-                auth=self._auth(wallet_auth, sign_in=bearer is None),
-            )
-        except httpx.HTTPError as exc:
-            raise NetworkError(
-                f"Network error while {context or method + ' ' + path}: {exc or type(exc).__name__}",
-                hint=f"Is the API reachable at {base or self.base}?",
-            ) from exc
+            hdrs.set("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            hdrs.set(name, value)
+        if json is not None and not hdrs.has("Content-Type"):
+            hdrs.set("Content-Type", "application/json")
+        where = context or method + " " + path
+        hint = f"Is the API reachable at {base or self.base}?"
+        # A call that carries a project key authenticates with it: no SIGN-IN-WITH-X (the
+        # official client attaches one anyway; servers accept either), which saves signing
+        # per call. A 402 on such a call is still paid.
+        allowance = self.allowance if wallet_auth else None
+        sign_in = allowance is not None and bearer is None
+        caller_siwx = hdrs.has(_SIWX)
+        if sign_in and not caller_siwx:
+            hdrs.set(_SIWX, self._siwx(allowance, url))  # type: ignore[arg-type]
+        resp = self._exchange(method, url, hdrs, body, where, hint)
+        if resp.status_code == 402 and allowance is not None:
+            from run402_cli.payments import payment_retry_headers
+
+            extra = payment_retry_headers(allowance.private_key, hdrs, resp.headers)
+            if extra is not None:  # paid: resend once, with a fresh SIWX nonce
+                retry = _Headers(hdrs)
+                for name, value in extra.items():
+                    retry.set(name, value)
+                if sign_in and not caller_siwx:
+                    retry.set(_SIWX, self._siwx(allowance, url))  # type: ignore[arg-type]
+                resp = self._exchange(method, url, retry, body, where, hint)
         return _parse(resp, context or f"{method} {path}")
+
+    @staticmethod
+    def _siwx(allowance: Allowance, url: str) -> str:
+        """A fresh SIGN-IN-WITH-X header for `url` (SIWX nonces are single use)."""
+        from run402_cli.wallet import siwx_header
+
+        origin, target = origin_of(url)
+        return siwx_header(private_key=allowance.private_key, api_base=origin, path=target)
 
     @contextmanager
     def stream(
@@ -175,15 +217,17 @@ class Client:
         *,
         headers: dict[str, str] | None = None,
         context: str = "",
-    ) -> Iterator[httpx.Response]:
+    ) -> Iterator[Any]:
         """A request to the API whose 2xx body is read by the caller, in chunks
         (`resp.iter_bytes()`), never whole: a blob download. No SIWX, no payment (the headers
-        carry the credential). A non-2xx answer is read (it is small) and raised like
+        carry the credential). Still on httpx. A non-2xx answer is read (it is small) and raised like
         `request` does; a network error is NetworkError, also mid-body."""
+        import httpx
+
         url = self.base + path
         what = context or f"{method} {path}"
         try:
-            with self._client().stream(method, url, headers=headers or {}) as resp:
+            with self._httpx().stream(method, url, headers=headers or {}) as resp:
                 if not 200 <= resp.status_code < 300:
                     resp.read()
                     _parse(resp, what)  # raises
@@ -201,27 +245,35 @@ class Client:
         headers: dict[str, str] | None = None,
         context: str = "",
         timeout: float | None = None,
-    ) -> httpx.Response:
+    ) -> Response:
         """A request to an absolute URL that is not the API (a presigned upload URL): no
         SIWX, no payment, no default headers beyond User-Agent. `content` may be an iterable
         of chunks (sent as they come; give Content-Length in `headers`). Same error mapping as
         `request` (NetworkError; ApiError & co. on non-2xx); returns the response, so the
         caller can read headers (an upload's ETag). Safe to call from several threads."""
-        try:
-            resp = self._client().request(
-                method, url, content=content, headers=headers or {},
-                timeout=timeout if timeout is not None else _TIMEOUT,
-            )
-        except httpx.HTTPError as exc:
-            raise NetworkError(
-                f"Network error while {context or method + ' ' + url}: {exc or type(exc).__name__}",
-            ) from exc
+        if content is not None and not isinstance(content, (bytes, bytearray)):
+            import httpx  # a streamed body: still on httpx
+
+            try:
+                resp = self._httpx().request(method, url, content=content, headers=headers or {},
+                                             **({} if timeout is None else {"timeout": timeout}))
+            except httpx.HTTPError as exc:
+                raise NetworkError(
+                    f"Network error while {context or method + ' ' + url}: {exc or type(exc).__name__}",
+                ) from exc
+            if not 200 <= resp.status_code < 300:
+                _parse(resp, context or f"{method} {url}")  # raises
+            return resp
+        hdrs = _Headers()
+        for name, value in (headers or {}).items():
+            hdrs.set(name, value)
+        resp = self._exchange(method, url, hdrs, content, context or method + " " + url, None, timeout)
         if not 200 <= resp.status_code < 300:
             _parse(resp, context or f"{method} {url}")  # raises
         return resp
 
 
-def _body(resp: httpx.Response) -> Any:
+def _body(resp: Response) -> Any:
     if resp.status_code == 204 or not resp.content:
         return ""
     if "application/json" in resp.headers.get("content-type", ""):
@@ -232,7 +284,7 @@ def _body(resp: httpx.Response) -> Any:
     return resp.text
 
 
-def _parse(resp: httpx.Response, context: str) -> Any:
+def _parse(resp: Response, context: str) -> Any:
     body = _body(resp)
     if 200 <= resp.status_code < 300:
         return body

@@ -37,24 +37,59 @@ def test_project_key_calls_skip_wallet_sign_in_and_wallet_calls_carry_it():
 
 def test_tls_is_set_up_only_for_https_and_then_verified(monkeypatch):
     """The default transport builds no TLS context for plain-HTTP calls (the local gateway);
-    the first https:// call gets httpx's default, certificate-verifying transport."""
-    import run402_cli.api.client as client_module
+    the first https:// call builds what httpx's default would: certificate and hostname
+    verified, against certifi's bundle (or SSL_CERT_FILE / SSL_CERT_DIR)."""
+    import ssl
 
-    built: list[dict] = []
+    from run402_cli.api import transport
 
-    class Recording(httpx.BaseTransport):
-        def __init__(self, **kwargs):
-            built.append(kwargs)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    connected: list[tuple[str, str, int]] = []
 
-        def handle_request(self, request):
-            return httpx.Response(200, json={"scheme": request.url.scheme})
+    class Answer:
+        def __init__(self, scheme):
+            self.scheme, self.data = scheme, b""
 
-    monkeypatch.setattr(client_module.httpx, "HTTPTransport", Recording)
+        def settimeout(self, t):
+            pass
+
+        def sendall(self, data):  # one answer per request
+            self.data = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 18\r\n\r\n"
+                         + ('{"scheme":"%-5s"}' % self.scheme).encode())
+
+        def recv(self, n):
+            out, self.data = self.data, b""
+            return out
+
+        def close(self):
+            pass
+
+    def connect(self, scheme, host, port):
+        connected.append((scheme, host, port))
+        if scheme == "https":
+            self._tls_context()
+        return Answer(scheme)
+
+    monkeypatch.setattr(transport.SocketTransport, "_connect", connect)
     monkeypatch.setenv("RUN402_API_BASE", "http://127.0.0.1:4020")
     with Client(Settings()) as c:
-        assert c.request("GET", "/status", wallet_auth=False) == {"scheme": "http"}
-        assert c.request("GET", "/health", wallet_auth=False) == {"scheme": "http"}
-        assert built == [{"verify": False}]  # one plain pool, reused; no TLS context loaded
-        with Client(Settings(), base="https://api.run402.com") as hosted:
-            assert hosted.request("GET", "/status", wallet_auth=False) == {"scheme": "https"}
-    assert built == [{"verify": False}, {}]  # https: the defaults, verify=True
+        assert c.request("GET", "/status", wallet_auth=False) == {"scheme": "http "}
+        assert c.request("GET", "/health", wallet_auth=False) == {"scheme": "http "}
+        assert connected == [("http", "127.0.0.1", 4020)]  # one connection, kept alive and reused
+        assert c._wire._tls is None  # no TLS context loaded
+    with Client(Settings(), base="https://api.run402.com") as hosted:
+        assert hosted.request("GET", "/status", wallet_auth=False) == {"scheme": "https"}
+        ctx = hosted._wire._tls
+    assert connected[-1] == ("https", "api.run402.com", 443)
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    assert ctx.cert_store_stats()["x509_ca"] > 0  # certifi's bundle
+
+
+def test_a_proxy_in_the_environment_hands_the_calls_to_httpx(monkeypatch):
+    from run402_cli.api import transport
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert isinstance(transport.default_transport(), transport.HttpxTransport)
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert isinstance(transport.default_transport(), transport.SocketTransport)
