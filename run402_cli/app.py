@@ -2,8 +2,9 @@
 
 Start-up time matters (agents run many short commands): `--version` is answered before Typer
 is imported, and so is `--help` on any command path (from `help_text.py`, rendered ahead of time
-from this very tree by scripts/gen_docs.py; a test fails when it is stale). Command modules
-import only stdlib, typer, `output` and `errors` at the top.
+from this very tree by scripts/gen_docs.py; a test fails when it is stale), and so are the
+argument-less commands of FAST_PATHS. Command modules import only stdlib, typer, `output` and
+`errors` at the top (those with fast-path commands not even typer).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Sequence
 
 from run402_cli import __version__
 
-__all__ = ["build_app", "click_command", "main", "run", "skip_unused_extras"]
+__all__ = ["FAST_PATHS", "build_app", "click_command", "main", "run", "skip_unused_extras"]
 
 # name -> (module, help). Order here is the order of `run402 --help`.
 GROUPS: list[tuple[str, str]] = [
@@ -72,8 +73,8 @@ def build_app(only: str | None = None):  # -> typer.Typer
         mod = importlib.import_module(module)
         if getattr(mod, "TOP_LEVEL", False):
             mod.register(app)  # `init`, `status`: commands, not groups
-        else:
-            app.add_typer(mod.app, name=name)
+        else:  # a group with fast-path commands builds its Typer group on demand
+            app.add_typer(mod.build() if hasattr(mod, "build") else mod.app, name=name)
     return app
 
 
@@ -114,6 +115,20 @@ def pregenerated_help(args: Sequence[str]) -> str | None:
     return text if shutil.get_terminal_size().columns >= HELP_COLUMNS else None
 
 
+# Commands that take no arguments, flags or stdin, run without Typer (~40 ms of imports and
+# tree building) when argv is exactly their path: (group, verb) -> (options class, run
+# function), both looked up in the group's module (GROUPS), which therefore imports no Typer at
+# the top and builds its group in `build()`. Typer would parse such an argv into nothing but
+# `run_<verb>(Options(), settings)`, and that is all this path does; any other argv (a flag,
+# an extra argument, -h) goes to Typer, whose rules and errors stay the only ones. A test
+# checks that each of these commands really declares no parameters.
+FAST_PATHS: dict[tuple[str, str], tuple[str, str]] = {
+    ("service", "status"): ("StatusOptions", "run_status"),
+    ("service", "health"): ("HealthOptions", "run_health"),
+    ("tier", "status"): ("StatusOptions", "run_status"),
+}
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI on `argv` and return the exit code (tests call this in-process)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -124,34 +139,58 @@ def run(argv: Sequence[str] | None = None) -> int:
     if text is not None:
         sys.stdout.write(text)
         return 0
+    fast = FAST_PATHS.get(tuple(args)) if len(args) == 2 else None
+    if fast is not None:
+        return _guarded(args, lambda settings: _run_fast(args[0], *fast, settings))
     return render(args)
+
+
+def _run_fast(group: str, options: str, function: str, settings) -> int:  # settings: Settings
+    import importlib
+
+    mod = importlib.import_module(dict(GROUPS)[group])
+    getattr(mod, function)(getattr(mod, options)(), settings)
+    return 0
 
 
 def render(args: list[str]) -> int:
     """Run the command tree on `args` (help included): what `run` does past its fast paths."""
+    return _guarded(args, lambda settings: _run_tree(args, settings))
+
+
+def _run_tree(args: list[str], settings) -> int:  # settings: Settings
+    import typer
+    from typer._click import exceptions as cx
+
+    from run402_cli import output
+    from run402_cli.errors import Run402Error, from_click_error
+
+    command = click_command(args)
+    try:
+        result = command.main(args=args, prog_name="run402", standalone_mode=False, obj=settings)
+    except typer.Abort:
+        raise Run402Error("Aborted.", code="ABORTED") from None
+    except cx.NoArgsIsHelpError as exc:
+        output.emit_text(exc.ctx.get_help())
+        return 0
+    except cx.ClickException as exc:
+        raise from_click_error(exc) from None
+    return result if isinstance(result, int) else 0
+
+
+def _guarded(args: list[str], body) -> int:  # body: Callable[[Settings], int]
+    """Settings and their warnings, then `body(settings)`; and the one place an error becomes
+    one JSON line on stderr and an exit code, whichever path ran the command."""
     from run402_cli import output
     from run402_cli.config import Settings
-    from run402_cli.errors import Informational, Run402Error, from_click_error
+    from run402_cli.errors import Informational, Run402Error
 
     try:
         settings = Settings()
         if not _asks_for_help(args):  # help stays readable whatever the environment says
             for warning in settings.check_env():
                 output.progress({"level": "warning", "message": warning})
-        import typer
-        from typer._click import exceptions as cx
-
-        command = click_command(args)
-        try:
-            result = command.main(args=args, prog_name="run402", standalone_mode=False, obj=settings)
-        except typer.Abort:
-            raise Run402Error("Aborted.", code="ABORTED") from None
-        except cx.NoArgsIsHelpError as exc:
-            output.emit_text(exc.ctx.get_help())
-            return 0
-        except cx.ClickException as exc:
-            raise from_click_error(exc) from None
-        return result if isinstance(result, int) else 0
+        return body(settings)
     except Informational as info:
         output.emit(info.payload, compact=True)
         return 1

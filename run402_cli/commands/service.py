@@ -1,15 +1,22 @@
-"""`run402 service status|health`: the platform's own status and health (no auth, no local state)."""
+"""`run402 service status|health`: the platform's own status and health (no auth, no local state).
 
-from __future__ import annotations
+Both verbs take no arguments, so `app.py` runs them on its fast path, without Typer; this
+module therefore imports no Typer at the top, and builds its Typer group in `build()`, when
+the command tree is wanted (any other argv, help, docs). Annotations are evaluated as
+written here (no `from __future__ import annotations`): Typer reads them off the callbacks.
+"""
 
 from dataclasses import dataclass
-
-import typer
+from typing import TYPE_CHECKING
 
 from run402_cli import output
-from run402_cli.commands._options import client, group
 
-app = group(help="Service status and health of the Run402 API (no auth needed).")
+if TYPE_CHECKING:
+    import typer
+
+    from run402_cli.config import Settings
+
+HELP = "Service status and health of the Run402 API (no auth needed)."
 
 
 @dataclass(frozen=True)
@@ -22,35 +29,46 @@ class HealthOptions:
     pass
 
 
-@app.command("status")
-def status(ctx: typer.Context) -> None:
-    """Show the service status document (availability, capabilities, operator).
+def build() -> "typer.Typer":
+    """The Typer group of `run402 service`."""
+    import typer
 
-    Example: run402 service status
-    """
-    run_status(StatusOptions(), ctx)
+    from run402_cli.commands._options import group, settings
+
+    app = group(help=HELP)
+
+    @app.command("status")
+    def status(ctx: typer.Context) -> None:
+        """Show the service status document (availability, capabilities, operator).
+
+        Example: run402 service status
+        """
+        run_status(StatusOptions(), settings(ctx))
+
+    @app.command("health")
+    def health(ctx: typer.Context) -> None:
+        """Check service health; a degraded service (HTTP 503) is an error with exit 1.
+
+        Example: run402 service health
+        """
+        run_health(HealthOptions(), settings(ctx))
+
+    return app
 
 
-def run_status(opts: StatusOptions, ctx: typer.Context) -> None:
+def run_status(opts: StatusOptions, settings: "Settings") -> None:
     from run402_cli.api import service
+    from run402_cli.api.client import Client
 
-    with client(ctx) as c:
+    with Client(settings) as c:
         data = service.status(c)
     output.emit(data)
 
 
-@app.command("health")
-def health(ctx: typer.Context) -> None:
-    """Check service health; a degraded service (HTTP 503) is an error with exit 1.
-
-    Example: run402 service health
-    """
-    run_health(HealthOptions(), ctx)
-
-
-def run_health(opts: HealthOptions, ctx: typer.Context) -> None:
+def run_health(opts: HealthOptions, settings: "Settings") -> None:
     from run402_cli.api import service
+    from run402_cli.api.client import Client
 
-    with client(ctx) as c:
+    with Client(settings) as c:
         data = service.health(c)
     output.emit(data)

@@ -1,19 +1,24 @@
-"""`run402 tier status|set`: the wallet's subscription tier (SIWX; `set` pays with x402)."""
+"""`run402 tier status|set`: the wallet's subscription tier (SIWX; `set` pays with x402).
 
-from __future__ import annotations
+`tier status` takes no arguments, so `app.py` runs it on its fast path, without Typer; this
+module therefore imports no Typer at the top, and builds its Typer group in `build()` (see
+commands/service.py).
+"""
 
 from dataclasses import dataclass
-from typing import Any
-
-import typer
+from typing import TYPE_CHECKING, Any
 
 from run402_cli import output
-from run402_cli.commands._options import client, group, settings
 from run402_cli.errors import Run402Error, UsageError
+
+if TYPE_CHECKING:
+    import typer
+
+    from run402_cli.config import Settings
 
 TIERS = ("prototype", "hobby", "team")
 
-app = group(help="Your wallet's tier subscription: status, and set (pays with x402).")
+HELP = "Your wallet's tier subscription: status, and set (pays with x402)."
 
 
 @dataclass(frozen=True)
@@ -26,21 +31,50 @@ class SetOptions:
     tier: str
 
 
-@app.command("status")
-def status(ctx: typer.Context) -> None:
-    """Show the wallet's tier, lease dates and pool usage.
+def build() -> "typer.Typer":
+    """The Typer group of `run402 tier`."""
+    import typer
 
-    Example: run402 tier status
-    """
-    run_status(StatusOptions(), ctx)
+    from run402_cli.commands._options import group, settings
+
+    app = group(help=HELP)
+
+    @app.command("status")
+    def status(ctx: typer.Context) -> None:
+        """Show the wallet's tier, lease dates and pool usage.
+
+        Example: run402 tier status
+        """
+        run_status(StatusOptions(), settings(ctx))
+
+    @app.command("set")
+    def set_(
+        ctx: typer.Context,
+        tier: str = typer.Argument(..., metavar="TIER", help="prototype, hobby or team."),
+    ) -> None:
+        """Subscribe to, renew or change the tier (paid automatically with x402).
+
+        Example: run402 tier set prototype
+        """
+        if tier not in TIERS:
+            raise UsageError(
+                f"Unknown tier {tier!r}. Allowed: {', '.join(TIERS)}",
+                code="BAD_USAGE",
+                hint="Run: run402 tier set prototype   (prices: run402 projects quote)",
+                details={"value": tier, "allowed": list(TIERS)},
+            )
+        run_set(SetOptions(tier=tier), settings(ctx))
+
+    return app
 
 
-def run_status(opts: StatusOptions, ctx: typer.Context) -> None:
+def run_status(opts: StatusOptions, settings: "Settings") -> None:
     from run402_cli import config
     from run402_cli.api import tiers
+    from run402_cli.api.client import Client
 
-    c = client(ctx)
-    config.require_allowance(settings(ctx))
+    c = Client(settings)
+    config.require_allowance(settings)
     try:
         data = tiers.status(c)
     finally:
@@ -48,31 +82,13 @@ def run_status(opts: StatusOptions, ctx: typer.Context) -> None:
     output.emit(data)
 
 
-@app.command("set")
-def set_(
-    ctx: typer.Context,
-    tier: str = typer.Argument(..., metavar="TIER", help="prototype, hobby or team."),
-) -> None:
-    """Subscribe to, renew or change the tier (paid automatically with x402).
-
-    Example: run402 tier set prototype
-    """
-    if tier not in TIERS:
-        raise UsageError(
-            f"Unknown tier {tier!r}. Allowed: {', '.join(TIERS)}",
-            code="BAD_USAGE",
-            hint="Run: run402 tier set prototype   (prices: run402 projects quote)",
-            details={"value": tier, "allowed": list(TIERS)},
-        )
-    run_set(SetOptions(tier=tier), ctx)
-
-
-def run_set(opts: SetOptions, ctx: typer.Context) -> None:
+def run_set(opts: SetOptions, settings: "Settings") -> None:
     from run402_cli import config
     from run402_cli.api import tiers
+    from run402_cli.api.client import Client
 
-    c = client(ctx)
-    config.require_allowance(settings(ctx))
+    c = Client(settings)
+    config.require_allowance(settings)
     try:
         result = tiers.set_tier(c, opts.tier)
         try:
