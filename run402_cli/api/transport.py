@@ -119,6 +119,11 @@ def _target(url: str) -> tuple[str, str, int, str, str]:
     except ValueError as exc:
         raise TransportError(f"Invalid port in URL {url!r}") from exc
     host = parts.hostname  # lowercased, brackets removed
+    if not host.isascii():  # an internationalised name goes out in punycode, as httpx sends it
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise TransportError(f"Invalid host name in URL {url!r}") from exc
     shown = f"[{host}]" if ":" in host else host
     host_header = shown if port == default else f"{shown}:{port}"
     # what httpx sends: the path and query percent-encoded where they are not already
@@ -180,18 +185,19 @@ class SocketTransport:
         for attempt in (0, 1):
             sock = self._take(key) if attempt == 0 else None
             reused = sock is not None
+            reader: _Reader | None = None
             try:
                 if sock is None:
                     sock = self._connect(scheme, host, port)
                 if timeout is not None:
                     sock.settimeout(timeout)
-                sock.sendall(data)
                 reader = _Reader(sock)
+                sock.sendall(data)
                 status, resp_headers, body, keep = _read_response(reader, method)
             except (OSError, ValueError, TransportError) as exc:
                 if sock is not None:
                     sock.close()
-                if reused and isinstance(exc, _NothingRead):
+                if reused and not (reader and reader.started) and isinstance(exc, _STALE):
                     continue  # the server closed an idle connection: once more, on a fresh one
                 raise TransportError(str(exc) or type(exc).__name__) from exc
             if keep and reader.drained():
@@ -222,6 +228,11 @@ class SocketTransport:
 
 class _NothingRead(TransportError):
     """The connection closed before the first byte of a response."""
+
+
+# What a kept-alive connection the server has since closed looks like (as httpcore, we then
+# resend once on a fresh connection: no byte of an answer came, so nothing was processed).
+_STALE = (_NothingRead, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
 
 class _Reader:

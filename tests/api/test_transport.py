@@ -234,3 +234,23 @@ def test_the_transport_is_safe_across_threads(server):
         t.join()
     transport.close()
     assert not errors and len(srv.requests) == 80 and srv.connections <= 4
+
+
+def test_an_idle_connection_that_fails_on_send_is_retried_once(server):
+    """A kept-alive connection that is gone by the next request (here: shut down under us, so
+    the send fails with EPIPE, as after a server's reset): resent once on a fresh one."""
+    srv = server()
+    with Client(_settings(srv.port)) as c:
+        assert c.request("GET", "/status", wallet_auth=False) == {"ok": True}
+        (idle,) = c._wire._idle[("http", "127.0.0.1", srv.port)]
+        idle.shutdown(socket.SHUT_RDWR)
+        assert c.request("GET", "/status", wallet_auth=False) == {"ok": True}
+    assert srv.connections == 2 and len(srv.requests) == 2
+
+
+def test_an_internationalised_host_goes_out_in_punycode():
+    from run402_cli.api.transport import origin_of
+
+    assert origin_of("https://bücher.example:443/p?q=1") == ("https://xn--bcher-kva.example", "/p?q=1")
+    assert origin_of("http://[::1]:4020/x") == ("http://[::1]:4020", "/x")
+    assert origin_of("HTTP://Example.COM:80") == ("http://example.com", "/")
