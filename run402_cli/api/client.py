@@ -82,7 +82,6 @@ class Client:
         self.deploy_base = settings.deploy_api_base if redirected else self.base
         self._transport = transport
         self._wire: Any = None
-        self._http: Any = None  # the httpx.Client streamed exchanges still use
         self._allowance: Allowance | None | bool = False  # False = not read yet
 
     @property
@@ -101,25 +100,10 @@ class Client:
                 self._wire = transport.default_transport()
         return self._wire
 
-    def _httpx(self) -> Any:
-        if self._http is None:
-            import httpx
-
-            from run402_cli.api.transport import CONNECT_TIMEOUT, READ_TIMEOUT
-
-            self._http = httpx.Client(transport=self._transport,
-                                      timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
-                                      headers={"User-Agent": f"run402-python/{__version__}"},
-                                      follow_redirects=False)
-        return self._http
-
     def close(self) -> None:
         if self._wire is not None:
             self._wire.close()
             self._wire = None
-        if self._http is not None:
-            self._http.close()
-            self._http = None
 
     def __enter__(self) -> Client:
         return self
@@ -127,21 +111,24 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _exchange(self, method: str, url: str, headers: dict[str, str], content: bytes | None,
-                  context: str, hint: str | None, timeout: float | None = None) -> Response:
+    def _exchange(self, method: str, url: str, headers: dict[str, str], content: bytes | Iterable[bytes] | None,
+                  context: str, hint: str | None, timeout: float | None = None, stream: bool = False) -> Response:
         """One request on the wire, with httpx's default headers; NetworkError when it gets
-        no answer."""
+        no answer. A body given as an iterable without a Content-Length goes chunked."""
         wire = [("Accept", "*/*"), ("Accept-Encoding", "gzip, deflate"), ("Connection", "keep-alive"),
                 ("User-Agent", f"run402-python/{__version__}")]
         mine = {k.lower() for k in headers}
         wire = [(k, v) for k, v in wire if k.lower() not in mine] + list(headers.items())
         if "content-length" not in mine:
-            if content is not None:
+            if isinstance(content, (bytes, bytearray, memoryview)):
                 wire.append(("Content-Length", str(len(content))))
+            elif content is not None:
+                if "transfer-encoding" not in mine:
+                    wire.append(("Transfer-Encoding", "chunked"))
             elif method.upper() in ("POST", "PUT", "PATCH"):
                 wire.append(("Content-Length", "0"))
         try:
-            return self._wire_for().handle(method, url, wire, content, timeout=timeout)
+            return self._wire_for().handle(method, url, wire, content, timeout=timeout, stream=stream)
         except TransportError as exc:
             raise NetworkError(f"Network error while {context}: {exc}", hint=hint) from exc
 
@@ -217,24 +204,29 @@ class Client:
         *,
         headers: dict[str, str] | None = None,
         context: str = "",
-    ) -> Iterator[Any]:
+    ) -> Iterator[Response]:
         """A request to the API whose 2xx body is read by the caller, in chunks
         (`resp.iter_bytes()`), never whole: a blob download. No SIWX, no payment (the headers
-        carry the credential). Still on httpx. A non-2xx answer is read (it is small) and raised like
-        `request` does; a network error is NetworkError, also mid-body."""
-        import httpx
-
+        carry the credential). A non-2xx answer is read (it is small) and raised like
+        `request` does; a network error is NetworkError, also mid-body. Leaving the block
+        before the body's end drops the connection."""
         url = self.base + path
         what = context or f"{method} {path}"
+        hint = f"Is the API reachable at {self.base}?"
+        hdrs = _Headers()
+        for name, value in (headers or {}).items():
+            hdrs.set(name, value)
+        resp = self._exchange(method, url, hdrs, None, what, hint, stream=True)
         try:
-            with self._httpx().stream(method, url, headers=headers or {}) as resp:
+            try:
                 if not 200 <= resp.status_code < 300:
                     resp.read()
                     _parse(resp, what)  # raises
                 yield resp
-        except httpx.HTTPError as exc:
-            raise NetworkError(f"Network error while {what}: {exc or type(exc).__name__}",
-                               hint=f"Is the API reachable at {self.base}?") from exc
+            except TransportError as exc:
+                raise NetworkError(f"Network error while {what}: {exc}", hint=hint) from exc
+        finally:
+            resp.close()
 
     def send(
         self,
@@ -251,19 +243,6 @@ class Client:
         of chunks (sent as they come; give Content-Length in `headers`). Same error mapping as
         `request` (NetworkError; ApiError & co. on non-2xx); returns the response, so the
         caller can read headers (an upload's ETag). Safe to call from several threads."""
-        if content is not None and not isinstance(content, (bytes, bytearray)):
-            import httpx  # a streamed body: still on httpx
-
-            try:
-                resp = self._httpx().request(method, url, content=content, headers=headers or {},
-                                             **({} if timeout is None else {"timeout": timeout}))
-            except httpx.HTTPError as exc:
-                raise NetworkError(
-                    f"Network error while {context or method + ' ' + url}: {exc or type(exc).__name__}",
-                ) from exc
-            if not 200 <= resp.status_code < 300:
-                _parse(resp, context or f"{method} {url}")  # raises
-            return resp
         hdrs = _Headers()
         for name, value in (headers or {}).items():
             hdrs.set(name, value)

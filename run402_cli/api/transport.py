@@ -5,17 +5,29 @@ auth module alone pulls urllib.request, http.client and the email package), more
 whole local call. The CLI's calls are plain request/response exchanges, so this module speaks
 HTTP/1.1 itself on `socket` (and `ssl` for https://, built on the first https:// request):
 the request carries the headers httpx's Client sends by default (Host, Accept,
-Accept-Encoding: gzip, deflate, Connection: keep-alive, User-Agent, Content-Length), the
-response is read whole (Content-Length, chunked, or to the end of the stream) and decoded
-(gzip, deflate), and connections are kept alive and reused per origin (a deploy sends many
-requests; several threads may share one transport).
+Accept-Encoding: gzip, deflate, Connection: keep-alive, User-Agent, Content-Length or
+Transfer-Encoding), and connections are kept alive and reused per origin (a deploy sends
+many requests; several threads may share one transport). The framing is `api/http1.py`.
+
+Bodies both ways may be streamed, so that a 1 GiB blob never sits in memory:
+- a request body may be an iterable of chunks (an upload part read from disk as it is sent),
+  with the Content-Length the caller gives, or chunked without one. Such a request always
+  goes on a fresh connection: it cannot be replayed, so it must not meet a kept-alive
+  connection the server has meanwhile dropped.
+- `handle(..., stream=True)` returns once the head is read; `Response.iter_bytes()` then
+  yields the decoded body in pieces of at most 64 KiB, and the connection goes back to the
+  pool only when the body was read to its end (`close()` before that drops it). Without
+  `stream`, the body is read whole before `handle` returns (`Response.content`).
 
 What stays on httpx (`HttpxTransport`): a transport a test or a library user injects (any
 `httpx.BaseTransport`, e.g. `httpx.MockTransport`), and every call when a proxy is set in
 the environment (HTTP(S)_PROXY / ALL_PROXY: httpx honours them, and so we hand over to it).
+It streams the same way.
 
 Errors: anything that goes wrong on the wire raises `TransportError` (the client turns it
-into NetworkError, as it did httpx.HTTPError); its message is the underlying OSError's.
+into NetworkError, as it did httpx.HTTPError), also while a streamed body is read; its
+message is the underlying OSError's. An error the caller's body iterable raises (a file that
+changed while it was sent) comes out unchanged.
 """
 
 from __future__ import annotations
@@ -23,56 +35,59 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 from urllib.parse import quote, urlsplit
+
+from run402_cli.api.http1 import (STALE, BodyFailed, Decoder, Headers, Reader, TransportError, body_pieces,
+                                  read_head, send_body)
 
 __all__ = ["Headers", "HttpxTransport", "Response", "SocketTransport", "TransportError",
            "default_transport", "proxy_configured"]
 
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
-_MAX_LINE = 65536
-_MAX_HEADERS = 200
-
-
-class TransportError(Exception):
-    """The request never got a (complete) answer: refused, reset, timed out, malformed."""
-
-
-class Headers:
-    """Response headers: case-insensitive `get`/`in`/`[]`; repeated fields joined by ", "
-    (as httpx's `headers.get` does)."""
-
-    def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
-        self.raw: list[tuple[str, str]] = list(items or [])
-        self._map: dict[str, str] = {}
-        for name, value in self.raw:
-            key = name.lower()
-            self._map[key] = f"{self._map[key]}, {value}" if key in self._map else value
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self._map.get(name.lower(), default)
-
-    def __getitem__(self, name: str) -> str:
-        return self._map[name.lower()]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._map
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._map)
-
-    def items(self) -> list[tuple[str, str]]:
-        return list(self._map.items())
 
 
 class Response:
-    """A complete response: status, headers, the decoded body."""
+    """Status, headers and the decoded body: `content` (read whole on first use) or, for a
+    streamed response, `iter_bytes()` (once); `close()` releases the connection."""
 
-    def __init__(self, status_code: int, headers: Headers, content: bytes) -> None:
+    def __init__(self, status_code: int, headers: Headers, content: bytes | None = None, *,
+                 body: Any = None) -> None:
         self.status_code = status_code
         self.headers = headers
-        self.content = content
+        self._content = content
+        self._body = body  # an iterable of decoded pieces with a close()
+        self._consumed = False
+
+    @property
+    def content(self) -> bytes:
+        if self._content is None:
+            self._content = b"".join(self._pieces())
+        return self._content
+
+    def read(self) -> bytes:
+        return self.content
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        if self._content is not None:
+            if self._content:
+                yield self._content
+            return
+        yield from self._pieces()
+
+    def _pieces(self) -> Iterator[bytes]:
+        if self._consumed or self._body is None:
+            raise TransportError("the response body was already read")
+        self._consumed = True
+        try:
+            yield from self._body
+        finally:
+            self._body.close()
+
+    def close(self) -> None:
+        if self._body is not None:
+            self._body.close()
 
     @property
     def text(self) -> str:
@@ -86,7 +101,6 @@ class Response:
         import json
 
         return json.loads(self.content)
-
 
 def _charset(content_type: str) -> str | None:
     for part in content_type.split(";")[1:]:
@@ -138,6 +152,21 @@ def origin_of(url: str) -> tuple[str, str]:
     return f"{scheme}://{host_header}", target
 
 
+def _declared_length(headers: list[tuple[str, str]]) -> tuple[int | None, bool]:
+    """(Content-Length, chunked?) as the request headers declare them."""
+    length, chunked = None, False
+    for name, value in headers:
+        key = name.lower()
+        if key == "content-length":
+            try:
+                length = int(value)
+            except ValueError:
+                raise TransportError(f"malformed request Content-Length: {value!r}") from None
+        elif key == "transfer-encoding":
+            chunked = "chunked" in value.lower()
+    return length, chunked
+
+
 class SocketTransport:
     """HTTP/1.1 on sockets with a keep-alive pool per origin (thread-safe)."""
 
@@ -174,39 +203,52 @@ class SocketTransport:
             raise
         return sock
 
-    def handle(self, method: str, url: str, headers: list[tuple[str, str]], content: bytes | None,
-               *, timeout: float | None = None) -> Response:
+    def handle(self, method: str, url: str, headers: list[tuple[str, str]],
+               content: bytes | Iterable[bytes] | None, *, timeout: float | None = None,
+               stream: bool = False) -> Response:
         scheme, host, port, host_header, target = _target(url)
+        headers = list(headers)
+        replayable = content is None or isinstance(content, (bytes, bytearray, memoryview))
+        length, chunked = _declared_length(headers)
+        if not replayable and length is None and not chunked:
+            headers.append(("Transfer-Encoding", "chunked"))
         lines = [f"{method} {target} HTTP/1.1", f"Host: {host_header}"]
         lines += [f"{name}: {value}" for name, value in headers]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="strict")
-        data = head + (content or b"")
         key = (scheme, host, port)
         for attempt in (0, 1):
-            sock = self._take(key) if attempt == 0 else None
+            sock = self._take(key) if attempt == 0 and replayable else None
             reused = sock is not None
-            reader: _Reader | None = None
+            reader: Reader | None = None
             try:
                 if sock is None:
                     sock = self._connect(scheme, host, port)
                 if timeout is not None:
                     sock.settimeout(timeout)
-                reader = _Reader(sock)
-                sock.sendall(data)
-                status, resp_headers, body, keep = _read_response(reader, method)
+                reader = Reader(sock)
+                try:
+                    whole = send_body(sock, head, content, None if replayable else length)
+                except OSError:  # a stale connection or a refusal; if it answered, read that
+                    if not replayable:
+                        raise
+                    whole = False
+                status, resp_headers, keep, framing = read_head(reader, method)
+            except BodyFailed as failed:
+                if sock is not None:
+                    sock.close()
+                raise failed.error from None
             except (OSError, ValueError, TransportError) as exc:
                 if sock is not None:
                     sock.close()
-                if reused and not (reader and reader.started) and isinstance(exc, _STALE):
+                if reused and not (reader and reader.started) and isinstance(exc, STALE):
                     continue  # the server closed an idle connection: once more, on a fresh one
                 raise TransportError(str(exc) or type(exc).__name__) from exc
-            if keep and reader.drained():
-                if timeout is not None:
-                    sock.settimeout(READ_TIMEOUT)
-                self._give(key, sock)
-            else:
-                sock.close()
-            return Response(status, resp_headers, _decode(body, resp_headers.get("content-encoding")))
+            body = _Body(self, key, sock, reader, framing, keep and whole, resp_headers.get("content-encoding"),
+                         timeout is not None)
+            resp = Response(status, resp_headers, body=body)
+            if not stream:
+                resp.read()
+            return resp
         raise TransportError("connection closed")  # not reached
 
     def _take(self, key: tuple[str, str, int]) -> Any:
@@ -226,137 +268,44 @@ class SocketTransport:
             sock.close()
 
 
-class _NothingRead(TransportError):
-    """The connection closed before the first byte of a response."""
+class _Body:
+    """One response body on its connection: iterated once, decoded as it comes; at its end
+    the connection returns to the pool (when it may be reused), otherwise it is closed."""
 
+    def __init__(self, pool: SocketTransport, key: tuple[str, str, int], sock: Any, reader: Reader,
+                 framing: tuple[str, int], keep: bool, encoding: str | None, timeout_changed: bool) -> None:
+        self._pool, self._key, self._sock, self._reader = pool, key, sock, reader
+        self._framing, self._keep, self._encoding = framing, keep, encoding
+        self._timeout_changed = timeout_changed
+        self._done = False
 
-# What a kept-alive connection the server has since closed looks like (as httpcore, we then
-# resend once on a fresh connection: no byte of an answer came, so nothing was processed).
-_STALE = (_NothingRead, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
-
-
-class _Reader:
-    def __init__(self, sock: Any) -> None:
-        self._sock = sock
-        self._buf = b""
-        self._eof = False
-        self.started = False
-
-    def _fill(self) -> bool:
-        if self._eof:
-            return False
-        chunk = self._sock.recv(65536)
-        if not chunk:
-            self._eof = True
-            return False
-        self.started = True
-        self._buf += chunk
-        return True
-
-    def line(self) -> bytes:
-        while True:
-            i = self._buf.find(b"\n")
-            if i >= 0:
-                out, self._buf = self._buf[: i + 1], self._buf[i + 1:]
-                return out
-            if len(self._buf) > _MAX_LINE:
-                raise TransportError("response header line too long")
-            if not self._fill():
-                if not self.started:
-                    raise _NothingRead("Server disconnected without sending a response.")
-                raise TransportError("Server disconnected in the middle of a response.")
-
-    def exactly(self, n: int) -> bytes:
-        while len(self._buf) < n:
-            if not self._fill():
-                raise TransportError("Server disconnected in the middle of a response.")
-        out, self._buf = self._buf[:n], self._buf[n:]
-        return out
-
-    def rest(self) -> bytes:
-        while self._fill():
-            pass
-        out, self._buf = self._buf, b""
-        return out
-
-    def drained(self) -> bool:
-        return not self._buf and not self._eof
-
-
-def _read_head(reader: _Reader) -> tuple[int, Headers]:
-    status_line = reader.line().decode("latin-1").rstrip("\r\n")
-    version, _, rest = status_line.partition(" ")
-    code = rest[:3]
-    if not version.startswith("HTTP/1.") or not code.isdigit():
-        raise TransportError(f"malformed status line: {status_line[:80]!r}")
-    items: list[tuple[str, str]] = []
-    while True:
-        raw = reader.line().decode("latin-1").rstrip("\r\n")
-        if not raw:
-            break
-        if len(items) >= _MAX_HEADERS:
-            raise TransportError("too many response headers")
-        name, sep, value = raw.partition(":")
-        if not sep or not name or name != name.strip():
-            raise TransportError(f"malformed response header: {raw[:80]!r}")
-        items.append((name, value.strip()))
-    return int(code), Headers(items)
-
-
-def _read_response(reader: _Reader, method: str) -> tuple[int, Headers, bytes, bool]:
-    """(status, headers, raw body, whether the connection may be reused)."""
-    while True:
-        status, headers = _read_head(reader)
-        if not 100 <= status < 200 or status == 101:
-            break  # skip interim answers (100 Continue, 103 Early Hints)
-    connection = (headers.get("connection") or "").lower()
-    keep = "close" not in connection
-    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-        return status, headers, b"", keep
-    encoding = (headers.get("transfer-encoding") or "").lower()
-    if "chunked" in encoding:
-        body = bytearray()
-        while True:
-            size_line = reader.line().split(b";", 1)[0].strip()
-            try:
-                size = int(size_line, 16)
-            except ValueError:
-                raise TransportError("malformed chunk size") from None
-            if size == 0:
-                while reader.line().strip():  # trailers
-                    pass
-                return status, headers, bytes(body), keep
-            body += reader.exactly(size)
-            reader.exactly(2)  # CRLF
-    length = headers.get("content-length")
-    if length is not None:
-        values = {v.strip() for v in length.split(",")}
-        if len(values) != 1 or not next(iter(values)).isdigit():
-            raise TransportError(f"malformed Content-Length: {length!r}")
-        return status, headers, reader.exactly(int(next(iter(values)))), keep
-    return status, headers, reader.rest(), False  # delimited by the end of the stream
-
-
-def _decode(body: bytes, content_encoding: str | None) -> bytes:
-    """Undo gzip / deflate (what we ask for, as httpx does), in the order they were applied."""
-    if not content_encoding or not body:
-        return body
-    import zlib
-
-    for coding in reversed([c.strip().lower() for c in content_encoding.split(",")]):
+    def __iter__(self) -> Iterator[bytes]:
+        decoder = Decoder(self._encoding)
         try:
-            if coding in ("gzip", "x-gzip"):
-                body = zlib.decompress(body, zlib.MAX_WBITS | 16)
-            elif coding == "deflate":
-                try:
-                    body = zlib.decompress(body)
-                except zlib.error:
-                    body = zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate
-            elif coding not in ("identity", ""):
-                break  # an encoding we did not ask for: leave the bytes as they came
-        except zlib.error as exc:
-            raise TransportError(f"could not decode {coding} response body: {exc}") from None
-    return body
+            for raw in body_pieces(self._reader, self._framing):
+                yield from decoder.feed(raw)
+            yield from decoder.flush()
+        except (OSError, ValueError) as exc:
+            self.close()
+            raise TransportError(str(exc) or type(exc).__name__) from exc
+        except BaseException:
+            self.close()
+            raise
+        self._finish(self._keep and self._reader.drained())
+
+    def _finish(self, reuse: bool) -> None:
+        if self._done:
+            return
+        self._done = True
+        if reuse:
+            if self._timeout_changed:
+                self._sock.settimeout(READ_TIMEOUT)
+            self._pool._give(self._key, self._sock)
+        else:
+            self._sock.close()
+
+    def close(self) -> None:
+        self._finish(False)
 
 
 class HttpxTransport:
@@ -372,18 +321,39 @@ class HttpxTransport:
                                     follow_redirects=False)
         self._client.headers.clear()  # the caller sends every header itself
 
-    def handle(self, method: str, url: str, headers: list[tuple[str, str]], content: bytes | None,
-               *, timeout: float | None = None) -> Response:
+    def handle(self, method: str, url: str, headers: list[tuple[str, str]],
+               content: bytes | Iterable[bytes] | None, *, timeout: float | None = None,
+               stream: bool = False) -> Response:
         httpx = self._httpx
         kwargs: dict[str, Any] = {}
         if timeout is not None:
             kwargs["timeout"] = timeout
         try:
-            resp = self._client.request(method, url, headers=headers, content=content, **kwargs)
+            request = self._client.build_request(method, url, headers=headers, content=content, **kwargs)
+            resp = self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise TransportError(str(exc) or type(exc).__name__) from exc
-        return Response(resp.status_code, Headers([(k, v) for k, v in resp.headers.multi_items()]),
-                        resp.content)
+        out = Response(resp.status_code, Headers([(k, v) for k, v in resp.headers.multi_items()]),
+                       body=_HttpxBody(resp, httpx.HTTPError))
+        if not stream:
+            out.read()
+        return out
 
     def close(self) -> None:
         self._client.close()
+
+
+class _HttpxBody:
+    def __init__(self, resp: Any, error: type[BaseException]) -> None:
+        self._resp, self._error = resp, error
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._resp.iter_bytes()
+        except self._error as exc:
+            raise TransportError(str(exc) or type(exc).__name__) from exc
+        finally:
+            self._resp.close()
+
+    def close(self) -> None:
+        self._resp.close()
