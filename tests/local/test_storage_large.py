@@ -36,21 +36,41 @@ RSS_LIMIT = 150 * 1024 * 1024
 CHUNK = 4 << 20
 
 
-def _run_measured(api: Any, config: Path, *args: str) -> tuple[int, bytes, bytes, int]:
-    """(exit code, stdout, stderr, peak RSS bytes) of our CLI run under wait4."""
-    env = {**api.env, "RUN402_API_BASE": api.api_base, "RUN402_CONFIG_DIR": str(config)}
+# A child's ru_maxrss starts from its parent's: posix_spawn (and fork, vfork) run the child on
+# the parent's pages until exec, and exec folds that high-water mark into the child's. Spawned
+# straight from pytest (hundreds of MB late in a full run), the CLI would be charged for
+# pytest's memory. So a small helper spawns it: the figure is then the CLI's own, plus the
+# helper's ~10 MB at most. The helper writes "<exit code> <ru_maxrss KiB>" to argv[1].
+_MEASURE = ("import os, sys\n"
+            "pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)\n"
+            "_, status, usage = os.wait4(pid, 0)\n"
+            "with open(sys.argv[1], 'w') as f:\n"
+            "    f.write(f'{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}')\n")
+
+
+def _measured(argv: list[str], env: dict[str, str], scratch: Path) -> tuple[int, bytes, bytes, int]:
+    """(exit code, stdout, stderr, peak RSS bytes) of `argv`, run under wait4 by the helper."""
     out_r, out_w = os.pipe()
-    err_path = config.parent / f"stderr-{time.monotonic_ns()}"
+    tag = time.monotonic_ns()
+    err_path, usage_path = scratch / f"stderr-{tag}", scratch / f"usage-{tag}"
     with open(err_path, "wb") as err_file:
-        pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "run402_cli", *args], env,
+        pid = os.posix_spawn(sys.executable, [sys.executable, "-c", _MEASURE, str(usage_path), *argv], env,
                              file_actions=[(os.POSIX_SPAWN_DUP2, out_w, 1),
                                            (os.POSIX_SPAWN_DUP2, err_file.fileno(), 2),
                                            (os.POSIX_SPAWN_CLOSE, out_r)])
     os.close(out_w)
     with os.fdopen(out_r, "rb") as reader:
         stdout = reader.read()
-    _, status, usage = os.wait4(pid, 0)
-    return os.waitstatus_to_exitcode(status), stdout, err_path.read_bytes(), usage.ru_maxrss * 1024
+    _, status, _ = os.wait4(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, err_path.read_bytes().decode()[-2000:]
+    code, maxrss_kib = map(int, usage_path.read_text().split())
+    return code, stdout, err_path.read_bytes(), maxrss_kib * 1024
+
+
+def _run_measured(api: Any, config: Path, *args: str) -> tuple[int, bytes, bytes, int]:
+    """(exit code, stdout, stderr, peak RSS bytes) of our CLI."""
+    env = {**api.env, "RUN402_API_BASE": api.api_base, "RUN402_CONFIG_DIR": str(config)}
+    return _measured([sys.executable, "-m", "run402_cli", *args], env, config.parent)
 
 
 class GatewayPeak:
@@ -172,3 +192,16 @@ def test_the_meters_see_a_process_that_holds_200_mib():
     assert os.waitstatus_to_exitcode(status) == 0
     assert usage.ru_maxrss * 1024 > 200 << 20
     assert peak.peak > 200 << 20
+
+
+def test_the_client_meter_counts_the_cli_alone(tmp_path):
+    """The client figure is the measured process's own: a process holding 200 MiB reads above
+    it, and one holding nothing reads far below 150 MiB even while pytest itself holds more."""
+    ballast = bytearray(300 << 20)  # pytest grows past the limit, as late in a full run
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    hog = "b = bytearray(200 << 20); b[::4096] = b'x' * len(b[::4096])"
+    code, _, _, hog_peak = _measured([sys.executable, "-c", hog], dict(os.environ), tmp_path)
+    assert code == 0 and hog_peak > 200 << 20
+    code, _, _, idle_peak = _measured([sys.executable, "-c", "pass"], dict(os.environ), tmp_path)
+    assert code == 0 and idle_peak < 60 << 20, f"an idle process read {idle_peak >> 20} MiB"
+    del ballast
