@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from run402_cli.local.context import GatewayContext
 from run402_cli.local.data.tenant_sql import statement_timeout_seconds
+from run402_cli.local.data.upstream import Upstream
 from run402_cli.local.errors import GatewayError, handle_gateway_error, handle_unexpected
 from run402_cli.local.functions.runtime import FunctionRuntime
 from run402_cli.local.functions.scheduler import start_scheduler
@@ -85,8 +86,11 @@ def build_app(ctx: GatewayContext) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # One pooled client to PostgREST for the whole process.
+        # One pooled client to PostgREST for the whole process (health checks, the admin port)...
         app.state.postgrest_client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+        # ... and the data plane's own lean one, on the hot path of every REST call (data/upstream.py).
+        pgrst = httpx.URL(ctx.postgrest_url)
+        app.state.postgrest_upstream = Upstream(pgrst.host, pgrst.port or 80)
         stop_reaper = start_reaper(ctx.pool, statement_timeout_seconds)
         ctx.functions = FunctionRuntime(ctx)
         await ctx.functions.start()
@@ -98,6 +102,7 @@ def build_app(ctx: GatewayContext) -> Starlette:
             await ctx.functions.aclose()  # every function worker dies with the gateway
             stop_reaper()
             await app.state.postgrest_client.aclose()
+            await app.state.postgrest_upstream.aclose()
 
     app = Starlette(
         lifespan=lifespan,

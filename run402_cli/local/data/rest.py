@@ -12,29 +12,33 @@ and headers (Content-Range, Location, Preference-Applied, errors) come back unch
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 from typing import Any
 
 import httpx
 import jwt as pyjwt
-from starlette.requests import Request
 from starlette.background import BackgroundTask
-from starlette.responses import Response, StreamingResponse
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from run402_cli.local.control.callers import Project, verify_project_token_async
 from run402_cli.local.context import GatewayContext
+from run402_cli.local.data.upstream import Upstream, UpstreamError, UpstreamResponse
 from run402_cli.local.errors import DatabaseUnavailable, GatewayError
 
 __all__: list[str] = []  # handlers only: local/routes.py lists them
 
 _HOP_BY_HOP = {
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-    "transfer-encoding", "upgrade", "host", "content-length",
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailers",
+    b"transfer-encoding", b"upgrade", b"host", b"content-length",
 }
 # Never forwarded from the client: credentials are re-minted, the schema is ours to pick.
-_CLIENT_DROP = _HOP_BY_HOP | {"apikey", "authorization", "accept-profile", "content-profile", "cookie",
-                              "accept-encoding"}
-_RESPONSE_DROP = _HOP_BY_HOP | {"content-encoding", "date", "server"}  # uvicorn sets its own
+_CLIENT_DROP = _HOP_BY_HOP | {b"apikey", b"authorization", b"accept-profile", b"content-profile", b"cookie",
+                              b"accept-encoding"}
+_RESPONSE_DROP = _HOP_BY_HOP | {b"content-encoding", b"date", b"server"}  # uvicorn sets its own
 _ROLE_MAP = {"anon": "anon", "authenticated": "authenticated", "project_admin": "authenticated"}
 # PostgREST answers these while its schema cache still lacks a just-created object.
 _CACHE_MISS_CODES = {"PGRST205", "PGRST202", "PGRST106", "42P01", "42883"}
@@ -90,66 +94,117 @@ def _internal_token(ctx: GatewayContext, project: Project, claims: dict[str, Any
 _CACHE_MISS_STATUSES = (400, 404, 406)
 
 
-def _cache_miss(resp: httpx.Response) -> bool:
-    if resp.status_code not in _CACHE_MISS_STATUSES:
+def _cache_miss(resp: UpstreamResponse) -> bool:
+    if resp.status not in _CACHE_MISS_STATUSES or resp.body is None:  # a large body is not that error
         return False
     try:
-        body = resp.json()
+        body = json.loads(resp.body)
     except ValueError:
         return False
     # PostgREST 12.0 answers a write to a table missing from its cache with a bare 404 {}.
     return isinstance(body, dict) and (body == {} or body.get("code") in _CACHE_MISS_CODES)
 
 
-async def _proxy(request: Request, admin: bool) -> Response:
+# Request targets httpx would send unchanged (its percent-encoding sets leave these characters
+# alone, and it drops `.`/`..` segments, checked apart): built directly, without a URL parse.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
+_PLAIN_QUERY = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/%?]*")
+
+
+def upstream_target(path: str, query: str) -> bytes:
+    """The request target PostgREST gets for `/rest/v1/<path>?<query>`: exactly what the proxy
+    sent when it went through httpx (URL normalisation, percent-encoding, the `?` it always
+    adds), which stays the rule for any target outside the plain fast path."""
+    if _PLAIN_PATH.fullmatch(path) and _PLAIN_QUERY.fullmatch(query) \
+            and ("." not in path or not {".", ".."} & set(path.split("/"))):
+        return f"/{path}?{query}".encode("ascii")
+    return httpx.URL(f"http://upstream/{path}", query=query.encode("latin-1")).raw_path
+
+
+def _forward_headers(scope_headers: list[tuple[bytes, bytes]], token: str, slot: bytes) -> list[tuple[bytes, bytes]]:
+    kept: dict[bytes, bytes] = {}
+    for name, value in scope_headers:  # a repeated header: its last value, as before
+        name = name.lower()
+        if name not in _CLIENT_DROP:
+            kept[name] = value
+    kept.setdefault(b"accept", b"*/*")  # what httpx sent when the client named none
+    kept[b"authorization"] = b"Bearer " + token.encode("ascii")
+    kept[b"accept-profile"] = kept[b"content-profile"] = slot
+    return list(kept.items())
+
+
+def _answer_headers(upstream_headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    merged: dict[bytes, bytes] = {}
+    for name, value in upstream_headers:  # a repeated header: one, values joined, as httpx gave them
+        if name not in _RESPONSE_DROP:
+            merged[name] = merged[name] + b", " + value if name in merged else value
+    return list(merged.items())
+
+
+class _Whole:
+    """PostgREST's answer, read whole (small): status, its headers, one body message."""
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, bodiless: bool) -> None:
+        if not bodiless:
+            headers.append((b"content-length", str(len(body)).encode("ascii")))
+        self.status, self.headers, self.body = status, headers, body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+async def _proxy(request: Request, admin: bool) -> _Whole | StreamingResponse:
     ctx: GatewayContext = request.app.state.ctx
     project, claims, db_role = await _caller(ctx, request, admin)
     ctx.limits.check_project(project.id)
     raw_path = request.scope.get("raw_path", b"").decode("latin-1")
     prefix = "/admin/v1/rest/" if admin else "/rest/v1/"
     path = raw_path[len(prefix):] if raw_path.startswith(prefix) else request.path_params.get("path", "")
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in _CLIENT_DROP}
-    headers["Authorization"] = "Bearer " + _internal_token(ctx, project, claims, db_role)
-    headers["Accept-Profile"] = project.schema_slot
-    headers["Content-Profile"] = project.schema_slot
+    headers = _forward_headers(request.scope["headers"], _internal_token(ctx, project, claims, db_role),
+                               project.schema_slot.encode("ascii"))
     if "postgres" in ctx.down:
         raise DatabaseUnavailable()
     body = await request.body()
-    url = httpx.URL(f"{ctx.postgrest_url}/{path}", query=request.url.query.encode("latin-1"))
-    client: httpx.AsyncClient = request.app.state.postgrest_client
+    target = upstream_target(path, request.scope["query_string"].decode("latin-1"))
+    upstream: Upstream = request.app.state.postgrest_upstream
+    method = request.method
     # PostgREST's pool is shared by every project: one project holds only a few of its
     # connections at a time, the rest of its burst queues (bounded) or gets a 429.
     async with ctx.limits.rest_slot(project.id):
         deadline = time.monotonic() + 2.0
         while True:
             try:
-                resp = await client.send(client.build_request(request.method, url, headers=headers, content=body),
-                                         stream=True)
-            except httpx.TransportError:
+                resp = await upstream.request(method, target, headers, body)
+                await resp.read_capped(upstream.io_timeout)  # whole if small; else streamed below
+            except UpstreamError:
                 raise DatabaseUnavailable("postgrest is not answering; the local gateway is restarting it",
-                                          safe_to_retry=request.method in ("GET", "HEAD"),
+                                          safe_to_retry=method in ("GET", "HEAD"),
                                           component="postgrest") from None
             recent_change = time.monotonic() - ctx.schema_changed_at < _CACHE_RETRY_WINDOW
-            if recent_change and resp.status_code in _CACHE_MISS_STATUSES and time.monotonic() < deadline:
-                await resp.aread()  # an error body: small
-                if _cache_miss(resp):
-                    await resp.aclose()
-                    await asyncio.sleep(0.1)
-                    continue
+            if recent_change and resp.status in _CACHE_MISS_STATUSES and time.monotonic() < deadline \
+                    and _cache_miss(resp):
+                await asyncio.sleep(0.1)
+                continue
             break
-    out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in _RESPONSE_DROP}
-    if resp.is_stream_consumed:  # an error body read above for the cache-miss check
-        return Response(resp.content, status_code=resp.status_code, headers=out_headers)
+    out_headers = _answer_headers(resp.headers)
+    if resp.body is not None:  # small: one piece, with its length
+        bodiless = method == "HEAD" or resp.status in (204, 304)
+        return _Whole(resp.status, out_headers, resp.body, bodiless)
     # Streamed through, never held whole: a large result costs the gateway one chunk at a time.
-    return StreamingResponse(resp.aiter_raw(), status_code=resp.status_code, headers=out_headers,
+    return StreamingResponse(resp.stream(), status_code=resp.status, headers=_str_headers(out_headers),
                              background=BackgroundTask(resp.aclose))
 
 
-async def _rest(request: Request) -> Response:
+def _str_headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in headers}
+
+
+async def _rest(request: Request) -> _Whole | StreamingResponse:
     return await _proxy(request, admin=False)
 
 
-async def _admin_rest(request: Request) -> Response:
+async def _admin_rest(request: Request) -> _Whole | StreamingResponse:
     return await _proxy(request, admin=True)
 
 

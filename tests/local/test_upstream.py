@@ -1,0 +1,222 @@
+"""The data plane's HTTP/1.1 client to PostgREST (run402_cli/local/data/upstream.py) and the
+request target the proxy builds (data/rest.upstream_target), against a scripted socket server."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Awaitable, Callable
+
+import httpx
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from run402_cli.local.data.rest import upstream_target
+from run402_cli.local.data.upstream import CHUNK, MAX_HEAD, WHOLE_BODY, Upstream, UpstreamError
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return head, await reader.readexactly(length)
+
+
+class Server:
+    """Answers each request on a connection with `answer(head, body)`; counts connections."""
+
+    def __init__(self, answer: Callable[[bytes, bytes], bytes | None]) -> None:
+        self.answer, self.connections, self.heads = answer, 0, []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head, body = await _read_request(reader)
+                self.heads.append(head)
+                out = self.answer(head, body)
+                if out is None:  # hang: say nothing
+                    await asyncio.sleep(30)
+                writer.write(out)
+                await writer.drain()
+                if b"Connection: close" in out:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def _with_server(answer: Callable[[bytes, bytes], bytes | None],
+                       test: Callable[[Upstream, Server], Awaitable[None]], **kw: float) -> None:
+    server = Server(answer)
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    upstream = Upstream("127.0.0.1", port, **kw)
+    try:
+        await test(upstream, server)
+    finally:
+        await upstream.aclose()
+        listener.close()
+
+
+def _run(answer: Callable[[bytes, bytes], bytes | None], test: Callable[[Upstream, Server], Awaitable[None]],
+         **kw: float) -> None:
+    asyncio.run(_with_server(answer, test, **kw))
+
+
+def _chunked(body: bytes, size: int = 7) -> bytes:
+    out = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size]) for i in range(0, len(body), size))
+    return out + b"0\r\n\r\n"
+
+
+def test_chunked_and_sized_bodies_are_read_whole_over_one_kept_alive_connection() -> None:
+    def answer(head: bytes, body: bytes) -> bytes:
+        if head.startswith(b"GET /chunked"):
+            return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nX-A: 2\r\n\r\n" + _chunked(b"[1,2,3]" * 5)
+        return b"HTTP/1.1 201 Created\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    async def test(upstream: Upstream, server: Server) -> None:
+        for _ in range(3):
+            resp = await upstream.request("GET", b"/chunked?a=1", [(b"accept", b"*/*")], b"")
+            await resp.read_capped(5)
+            assert (resp.status, resp.body) == (200, b"[1,2,3]" * 5)
+            assert [v for k, v in resp.headers if k == b"x-a"] == [b"1", b"2"]
+            resp = await upstream.request("POST", b"/echo?", [], b'{"x":1}')
+            await resp.read_capped(5)
+            assert (resp.status, resp.body) == (201, b'{"x":1}')
+        assert server.connections == 1
+        assert server.heads[0].startswith(b"GET /chunked?a=1 HTTP/1.1\r\nhost: 127.0.0.1:")
+
+    _run(answer, test)
+
+
+def test_a_large_body_is_streamed_in_bounded_pieces_and_the_connection_reused() -> None:
+    big = bytes(range(256)) * (3 * WHOLE_BODY // 256)
+
+    def answer(head: bytes, body: bytes) -> bytes:
+        return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunked(big, 100_000)
+
+    async def test(upstream: Upstream, server: Server) -> None:
+        for _ in range(2):
+            resp = await upstream.request("GET", b"/big?", [], b"")
+            await resp.read_capped(5)
+            assert resp.body is None
+            pieces = [piece async for piece in resp.stream()]
+            assert b"".join(pieces) == big
+            assert max(len(p) for p in pieces[1:]) <= CHUNK
+        assert server.connections == 1
+
+    _run(answer, test)
+
+
+def test_head_and_204_have_no_body_and_a_body_to_eof_closes_the_connection() -> None:
+    def answer(head: bytes, body: bytes) -> bytes:
+        if head.startswith(b"HEAD"):
+            return b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n"
+        if head.startswith(b"DELETE"):
+            return b"HTTP/1.1 204 No Content\r\n\r\n"
+        return b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end"
+
+    async def test(upstream: Upstream, server: Server) -> None:
+        for method in ("HEAD", "DELETE"):
+            resp = await upstream.request(method, b"/x?", [], b"")
+            await resp.read_capped(5)
+            assert resp.body == b""
+        assert server.connections == 1
+        resp = await upstream.request("GET", b"/x?", [], b"")
+        await resp.read_capped(5)
+        assert resp.body == b"until the end"
+        resp = await upstream.request("GET", b"/x?", [], b"")
+        await resp.read_capped(5)
+        assert server.connections == 2
+
+    _run(answer, test)
+
+
+@pytest.mark.parametrize("reply", [
+    b"garbage\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\n Folded: header\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nX: " + b"a" * MAX_HEAD + b"\r\n\r\n",
+])
+def test_a_malformed_or_oversized_head_is_an_upstream_error(reply: bytes) -> None:
+    async def test(upstream: Upstream, server: Server) -> None:
+        with pytest.raises(UpstreamError):
+            await upstream.request("GET", b"/x?", [], b"")
+        assert upstream._slots._value == 100  # the slot came back
+
+    _run(lambda head, body: reply, test)
+
+
+def test_a_truncated_body_is_an_upstream_error() -> None:
+    async def test(upstream: Upstream, server: Server) -> None:
+        resp = await upstream.request("GET", b"/x?", [], b"")
+        with pytest.raises(UpstreamError):
+            await resp.read_capped(5)
+
+    _run(lambda head, body: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", test)
+
+
+def test_silence_times_out_and_nothing_listening_is_an_upstream_error() -> None:
+    async def test(upstream: Upstream, server: Server) -> None:
+        with pytest.raises(UpstreamError):
+            await upstream.request("GET", b"/x?", [], b"")
+        assert upstream._slots._value == 100
+
+    _run(lambda head, body: None, test, io_timeout=0.2)
+
+    async def refused() -> None:
+        probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = probe.sockets[0].getsockname()[1]
+        probe.close()
+        await probe.wait_closed()
+        with pytest.raises(UpstreamError):
+            await Upstream("127.0.0.1", port).request("GET", b"/x?", [], b"")
+
+    asyncio.run(refused())
+
+
+def test_the_pool_is_bounded_and_a_waiting_request_gives_up_in_time() -> None:
+    def answer(head: bytes, body: bytes) -> bytes:
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    async def test(upstream: Upstream, server: Server) -> None:
+        held = await upstream.request("GET", b"/x?", [], b"")  # not yet read: holds the only slot
+        with pytest.raises(UpstreamError):
+            await upstream.request("GET", b"/x?", [], b"")
+        await held.read_capped(5)
+        resp = await upstream.request("GET", b"/x?", [], b"")
+        await resp.read_capped(5)
+        assert resp.body == b"ok"
+
+    _run(answer, test, max_connections=1, pool_timeout=0.2)
+
+
+# Targets the proxy used to build with httpx.URL, which stays the reference.
+_TARGET_CHARS = st.characters(min_codepoint=0x21, max_codepoint=0x7e) | st.sampled_from(["é", "%", ".", "/", " "])
+
+
+@settings(max_examples=400, deadline=None)
+@given(path=st.text(_TARGET_CHARS, max_size=30), query=st.text(_TARGET_CHARS, max_size=30))
+def test_the_target_is_what_httpx_built(path: str, query: str) -> None:
+    try:
+        expected: bytes | type[Exception] = httpx.URL(f"http://127.0.0.1:3000/{path}",
+                                                      query=query.encode("latin-1")).raw_path
+    except Exception as exc:
+        expected = type(exc)
+    if isinstance(expected, bytes):
+        assert upstream_target(path, query) == expected
+    else:
+        with pytest.raises(expected):
+            upstream_target(path, query)
+
+
+@pytest.mark.parametrize("path,query", [("items", "select=id,title&id=eq.1"), ("a/../b", ""), ("./x", "a=1"),
+                                        ("rpc/f", "x=%22a%20b%22"), ("it#ems", "a"), ("x", 'a="b"')])
+def test_common_targets(path: str, query: str) -> None:
+    assert upstream_target(path, query) == httpx.URL(f"http://127.0.0.1:3000/{path}",
+                                                     query=query.encode("latin-1")).raw_path
