@@ -6,6 +6,7 @@ sees *why* and is not tempted to pay."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -169,8 +170,26 @@ async def cached_project(ctx: GatewayContext, project_id: str) -> Project | None
 
 
 async def verify_project_token_async(ctx: GatewayContext, token: str) -> tuple[Project, dict]:
-    """verify_project_token, for the event loop (see cached_project)."""
-    return _verify_for(await cached_project(ctx, _named_project(token)), token)
+    """verify_project_token, for the event loop (see cached_project).
+
+    A token verified before is not decoded and HMAC-checked again (that was a fifth of the
+    gateway's CPU per REST call): the cache holds, by the token's exact text, the claims and
+    the secret that verified them. A remembered verification counts only while it would give
+    the same answer: the project still exists (its row comes from cached_project as always)
+    with that same secret, and the token has not expired since. Tokens whose validity can
+    change in other ways with time (`nbf`, or an `exp` that is not an integer) are never kept;
+    only successes are, so a failure is always worked out (and reported) afresh."""
+    remembered = ctx.limits.tokens.get(token)
+    if remembered is not None:
+        project_id, secret, claims = remembered
+        project = await cached_project(ctx, project_id)
+        exp = claims.get("exp")
+        if project is not None and project.jwt_secret == secret and (exp is None or exp > time.time()):
+            return project, dict(claims)
+    project, claims = _verify_for(await cached_project(ctx, _named_project(token)), token)
+    if "nbf" not in claims and (claims.get("exp") is None or type(claims["exp"]) is int):
+        ctx.limits.tokens.put(token, (project.id, project.jwt_secret, dict(claims)))
+    return project, claims
 
 
 async def service_key_gate_key(request: Request, ctx: GatewayContext, project_id: str) -> str:

@@ -9,7 +9,9 @@ Why each piece exists:
   SQL worker threads at a time; the rest of its burst waits in a short queue or gets a 429.
   Event-loop only (it guards async code).
 - `TTLCache`: verified project rows, so the REST hot path needs neither a thread nor a database
-  connection, both of which a busy tenant can use up.
+  connection, both of which a busy tenant can use up; and verified project tokens, so the same
+  key is not decoded and HMAC-checked afresh on every request (control/callers.py says when a
+  remembered verification still holds).
 All clocks are monotonic and injectable, so the unit tests drive time by hand.
 """
 
@@ -32,7 +34,7 @@ __all__ = [
     "ConcurrencyGate", "GateFull", "Limits", "LoginThrottle", "TTLCache", "TokenBucket", "rate_limited",
     "PROJECT_RATE", "PROJECT_BURST", "REST_PER_PROJECT", "REST_QUEUE", "SQL_PER_PROJECT", "SQL_QUEUE",
     "SQL_THREADS", "LOOKUP_THREADS", "LOGIN_ACCOUNT_FAILURES", "LOGIN_CLIENT_FAILURES", "LOGIN_WINDOW",
-    "FAUCET_PER_ADDRESS", "FAUCET_ADDRESS_WINDOW", "project_rate",
+    "FAUCET_PER_ADDRESS", "FAUCET_ADDRESS_WINDOW", "TOKEN_CACHE_KEYS", "project_rate",
 ]
 
 Clock = Callable[[], float]
@@ -62,6 +64,7 @@ FAUCET_ADDRESS_WINDOW = 3600.0
 FAUCET_GLOBAL_RATE = 10.0
 FAUCET_GLOBAL_BURST = 200
 MAX_KEYS = 10_000
+TOKEN_CACHE_KEYS = 2048     # verified tokens remembered (a few hundred bytes each)
 
 
 def _seconds(wait: float) -> int:
@@ -313,6 +316,7 @@ class Limits:
         self.rest_gate = ConcurrencyGate(REST_PER_PROJECT, REST_QUEUE, max_wait=REST_MAX_WAIT)
         self.sql_gate = ConcurrencyGate(SQL_PER_PROJECT, SQL_QUEUE, max_wait=SQL_MAX_WAIT)
         self.projects: TTLCache[Any] = TTLCache(ttl=5.0, clock=clock)
+        self.tokens: TTLCache[Any] = TTLCache(ttl=60.0, max_keys=TOKEN_CACHE_KEYS, clock=clock)
         self._thread_limiters: dict[str, Any] = {}
 
     def check_project(self, project_id: str) -> None:
