@@ -41,6 +41,14 @@ def test_nothing_a_statement_leaves_in_its_session_reaches_the_next(project):
                      "listening": 0}
 
 
+def test_one_session_serves_many_statements_in_a_row(project):
+    """Past psycopg's prepare threshold (5 runs of one query) too: the reset between uses once
+    failed every 7th time, and each failure cost a fresh login. A statement the tenant repeats
+    is prepared by psycopg and wiped by the reset; it must keep working all the same."""
+    pids = {_one(project, "select pg_backend_pid() as pid, 1 as one")["pid"] for _ in range(15)}
+    assert len(pids) == 1
+
+
 def test_role_schema_and_limits_are_pinned_on_every_reuse(project):
     slot = project["schema_slot"]
     for _ in range(3):
