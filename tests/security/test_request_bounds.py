@@ -166,6 +166,15 @@ def test_a_million_row_select_is_bounded(api):
     assert sql(project, "select count(*) as n from t")["rows"] == [{"n": 1000}]
 
 
+def test_a_select_is_read_whole_whatever_its_size_around_the_fetch_chunk(api):
+    """The last SELECT is fetched 500 rows at a time, and a short fetch ends it."""
+    project = provision("chunks")
+    for n in (0, 1, 499, 500, 501, 1000, 1234):
+        out = sql(project, f"select g from generate_series(1, {n}) g")
+        assert [r["g"] for r in out["rows"]] == list(range(1, n + 1)) and out["rowCount"] == n
+        assert "truncated" not in out
+
+
 def test_every_sql_value_serialises(api):
     project = provision("nan")
     out = sql(project, "select 'NaN'::float8 as a, 'Infinity'::float8 as b, '-Infinity'::numeric as c, "

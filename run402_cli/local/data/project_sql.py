@@ -138,11 +138,11 @@ def _run_last_select(conn: psycopg.Connection, statement: str, params: list[Any]
         names = [c.name for c in cur.description or ()]
         while not out.truncated:
             chunk = cur.fetchmany(_FETCH_CHUNK)
-            if not chunk:
-                break
             for row in chunk:
                 if not out.add(names, row):
                     break
+            if len(chunk) < _FETCH_CHUNK:  # a short FETCH is the end: no round trip to learn it again
+                break
     out.rowcount = len(out.rows)
 
 
