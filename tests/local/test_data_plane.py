@@ -265,3 +265,27 @@ def test_service_routes_accept_the_official_clients_headers(api):
     resp = httpx.post(f"{api.api_base}/auth/v1/signup", headers={"apikey": project["anon_key"]},
                       json={"email": "stranger@example.com", "password": "long enough pw"})
     assert resp.status_code == 403
+
+
+def test_small_and_large_answers_come_back_whole_with_postgrests_headers(api):
+    """A small answer is passed on in one piece (with its length), a large one (past
+    data/upstream.WHOLE_BODY) streamed through; both byte for byte, on one kept-alive connection."""
+    project = provision("sizes")
+    sql(project, "create table blobs (id int primary key, pad text not null); "
+                 "insert into blobs select i, repeat(chr(65 + i % 26), 2000) from generate_series(1, 400) i")
+    expose(project, {"version": "1", "tables": [{"name": "blobs", "expose": True,
+                                                 "policy": "public_read_authenticated_write"}]})
+    url = f"{api.api_base}/rest/v1/blobs"
+    with httpx.Client(headers=anon_headers(project)) as client:
+        for _ in range(2):
+            small = client.get(url, params={"id": "eq.3", "select": "id"}, headers={"Prefer": "count=exact"})
+            assert small.status_code == 200 and small.json() == [{"id": 3}]
+            assert small.headers["content-range"] == "0-0/1"
+            assert small.headers["content-length"] == str(len(small.content))
+            large = client.get(url, params={"order": "id"})
+            assert large.status_code == 200 and len(large.content) > 800_000
+            assert [(r["id"], r["pad"]) for r in large.json()] == [
+                (i, chr(65 + i % 26) * 2000) for i in range(1, 401)]
+            head = client.head(url, params={"select": "id"})
+            assert head.status_code == 200 and head.content == b""
+            assert head.headers["content-type"].startswith("application/json")

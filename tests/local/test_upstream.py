@@ -10,7 +10,7 @@ import httpx
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from run402_cli.local.data.rest import upstream_target
+from run402_cli.local.data.rest import _Streamed, upstream_target
 from run402_cli.local.data.upstream import CHUNK, MAX_HEAD, WHOLE_BODY, Upstream, UpstreamError
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -220,3 +220,27 @@ def test_the_target_is_what_httpx_built(path: str, query: str) -> None:
 def test_common_targets(path: str, query: str) -> None:
     assert upstream_target(path, query) == httpx.URL(f"http://127.0.0.1:3000/{path}",
                                                      query=query.encode("latin-1")).raw_path
+
+
+def test_a_streamed_answer_gives_its_connection_back_even_if_the_client_is_gone_at_once() -> None:
+    big = b"x" * (2 * WHOLE_BODY)
+
+    def answer(head: bytes, body: bytes) -> bytes:
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(big), big)
+
+    async def test(upstream: Upstream, server: Server) -> None:
+        resp = await upstream.request("GET", b"/big?", [], b"")
+        await resp.read_capped(5)
+        assert resp.body is None and upstream._slots._value == 99
+
+        async def receive() -> dict:
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            raise OSError("client gone")
+
+        with pytest.raises(Exception):
+            await _Streamed(resp, [])({"type": "http", "asgi": {"spec_version": "2.4"}}, receive, send)
+        assert upstream._slots._value == 100
+
+    _run(answer, test)

@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import jwt as pyjwt
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -176,7 +175,7 @@ class _Whole:
         await send({"type": "http.response.body", "body": self.body})
 
 
-async def _proxy(request: Request, admin: bool) -> _Whole | StreamingResponse:
+async def _proxy(request: Request, admin: bool) -> _Whole | _Streamed:
     ctx: GatewayContext = request.app.state.ctx
     project, claims, db_role = await _caller(ctx, request, admin)
     ctx.limits.check_project(project.id)
@@ -214,19 +213,31 @@ async def _proxy(request: Request, admin: bool) -> _Whole | StreamingResponse:
         bodiless = method == "HEAD" or resp.status in (204, 304)
         return _Whole(resp.status, out_headers, resp.body, bodiless)
     # Streamed through, never held whole: a large result costs the gateway one chunk at a time.
-    return StreamingResponse(resp.stream(), status_code=resp.status, headers=_str_headers(out_headers),
-                             background=BackgroundTask(resp.aclose))
+    return _Streamed(resp, out_headers)
 
 
-def _str_headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in headers}
+class _Streamed(StreamingResponse):
+    """A large answer, passed on piece by piece. However sending ends (done, failed, or the
+    client gone before the first piece, when the body's iterator never even starts), the
+    upstream connection is given back or closed: a leaked one would hold a pool slot for good."""
+
+    def __init__(self, resp: UpstreamResponse, headers: list[tuple[bytes, bytes]]) -> None:
+        super().__init__(resp.stream(), status_code=resp.status,
+                         headers={k.decode("latin-1"): v.decode("latin-1") for k, v in headers})
+        self._upstream = resp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._upstream.close()
 
 
-async def _rest(request: Request) -> _Whole | StreamingResponse:
+async def _rest(request: Request) -> _Whole | _Streamed:
     return await _proxy(request, admin=False)
 
 
-async def _admin_rest(request: Request) -> _Whole | StreamingResponse:
+async def _admin_rest(request: Request) -> _Whole | _Streamed:
     return await _proxy(request, admin=True)
 
 
