@@ -13,7 +13,7 @@ from typing import Any
 import jwt as pyjwt
 import pytest
 
-from run402_cli.local.control import callers
+from run402_cli.local.control import callers, limits
 from run402_cli.local.control.callers import Project, verify_project_token_async
 from run402_cli.local.control.limits import Limits
 from run402_cli.local.data import rest
@@ -123,3 +123,26 @@ def test_the_internal_token_is_reused_for_half_its_life_and_only_for_the_same_cl
     assert rest._internal_token(ctx, project, user, "p0001_anon") != first
     now += 30  # half its life gone: a fresh one
     assert rest._internal_token(ctx, project, user, "p0001_authenticated") != first
+
+
+def test_claims_that_compare_equal_but_differ_in_type_get_their_own_internal_token() -> None:
+    ctx, project = _ctx(None), _project()
+    tokens = {rest._internal_token(ctx, project, {"role": "authenticated", "email": email}, "p0001_authenticated")
+              for email in (1, 1.0, True)}
+    assert len(tokens) == 3
+    emails = [pyjwt.decode(t, ctx.postgrest_jwt_secret, algorithms=["HS256"])["email"] for t in tokens]
+    assert sorted(map(repr, emails)) == ["1", "1.0", "True"]
+
+
+def test_a_token_cache_is_keyed_by_the_whole_token_and_bounded() -> None:
+    a, b = _project(pid="prj_a"), _project(secret="t" * 40, pid="prj_b")
+    ctx = _ctx(a)
+    token = _token(a)
+    _verify(ctx, token)
+    head, payload, _ = token.split(".")
+    # The same claims under another project's signature: never the remembered answer.
+    other = pyjwt.encode(pyjwt.decode(token, options={"verify_signature": False}), b.jwt_secret, algorithm="HS256")
+    assert other.split(".")[:2] == [head, payload]
+    with pytest.raises(GatewayError, match="Invalid token signature"):
+        _verify(ctx, other)
+    assert ctx.limits.tokens.max_keys == limits.TOKEN_CACHE_KEYS

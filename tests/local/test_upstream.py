@@ -73,11 +73,9 @@ def _chunked(body: bytes, size: int = 7) -> bytes:
     return out + b"0\r\n\r\n"
 
 
-def test_chunked_and_sized_bodies_are_read_whole_over_one_kept_alive_connection() -> None:
+def test_chunked_bodies_are_read_whole_over_one_kept_alive_connection() -> None:
     def answer(head: bytes, body: bytes) -> bytes:
-        if head.startswith(b"GET /chunked"):
-            return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nX-A: 2\r\n\r\n" + _chunked(b"[1,2,3]" * 5)
-        return b"HTTP/1.1 201 Created\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nX-A: 2\r\n\r\n" + _chunked(b"[1,2,3]" * 5)
 
     async def test(upstream: Upstream, server: Server) -> None:
         for _ in range(3):
@@ -85,11 +83,65 @@ def test_chunked_and_sized_bodies_are_read_whole_over_one_kept_alive_connection(
             await resp.read_capped(5)
             assert (resp.status, resp.body) == (200, b"[1,2,3]" * 5)
             assert [v for k, v in resp.headers if k == b"x-a"] == [b"1", b"2"]
-            resp = await upstream.request("POST", b"/echo?", [], b'{"x":1}')
-            await resp.read_capped(5)
-            assert (resp.status, resp.body) == (201, b'{"x":1}')
         assert server.connections == 1
         assert server.heads[0].startswith(b"GET /chunked?a=1 HTTP/1.1\r\nhost: 127.0.0.1:")
+
+    _run(answer, test)
+
+
+def test_a_body_framed_by_its_length_is_read_but_its_connection_never_reused() -> None:
+    """PostgREST frames its own bodies in chunks; a Content-Length is one a tenant's function
+    can set, and the bytes past it (a forged answer) must never be read as the next answer."""
+    forged = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"
+
+    def answer(head: bytes, body: bytes) -> bytes:
+        if head.startswith(b"POST"):
+            return b"HTTP/1.1 201 Created\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        if head.startswith(b"GET /evil"):
+            return b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n\"x\"" + forged
+        return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunked(b"[]")
+
+    async def test(upstream: Upstream, server: Server) -> None:
+        resp = await upstream.request("POST", b"/echo?", [], b'{"x":1}')
+        await resp.read_capped(5)
+        assert (resp.status, resp.body) == (201, b'{"x":1}')
+        for _ in range(3):
+            resp = await upstream.request("GET", b"/evil?", [], b"")
+            await resp.read_capped(5)
+            assert resp.body == b'"x"'
+            resp = await upstream.request("GET", b"/t?", [], b"")
+            await resp.read_capped(5)
+            assert (resp.status, resp.body) == (200, b"[]")
+        assert server.connections == 5  # the echo's and each /evil's connection closed after its answer
+        assert upstream._slots._value == 100
+
+    _run(answer, test)
+
+
+def test_bytes_past_the_end_of_an_answer_keep_its_connection_out_of_the_pool() -> None:
+    def answer(head: bytes, body: bytes) -> bytes:
+        extra = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged" if head.startswith(b"GET /evil") else b""
+        return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunked(b"[]") + extra
+
+    async def test(upstream: Upstream, server: Server) -> None:
+        for path in (b"/evil?", b"/t?", b"/t?"):
+            resp = await upstream.request("GET", path, [], b"")
+            await resp.read_capped(5)
+            assert resp.body == b"[]"
+        assert server.connections == 2
+
+    _run(answer, test)
+
+
+def test_a_head_is_read_as_h11_read_it() -> None:
+    def answer(head: bytes, body: bytes) -> bytes:
+        return (b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n  b\r\n\tc\r\nX-Plain:  v  \r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n" + _chunked(b"{}"))
+
+    async def test(upstream: Upstream, server: Server) -> None:
+        resp = await upstream.request("GET", b"/x?", [], b"")
+        await resp.read_capped(5)
+        assert (b"x-folded", b"a b c") in resp.headers and (b"x-plain", b"v") in resp.headers
 
     _run(answer, test)
 
@@ -141,6 +193,9 @@ def test_head_and_204_have_no_body_and_a_body_to_eof_closes_the_connection() -> 
     b"garbage\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
     b"HTTP/1.1 200 OK\r\n Folded: header\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nBad Name: v\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nX: " + b"a" * MAX_HEAD + b"\r\n\r\n",
 ])
 def test_a_malformed_or_oversized_head_is_an_upstream_error(reply: bytes) -> None:

@@ -186,6 +186,7 @@ async def verify_project_token_async(ctx: GatewayContext, token: str) -> tuple[P
         exp = claims.get("exp")
         if project is not None and project.jwt_secret == secret and (exp is None or exp > time.time()):
             return project, dict(claims)
+        ctx.limits.tokens.invalidate(token)
     project, claims = _verify_for(await cached_project(ctx, _named_project(token)), token)
     if "nbf" not in claims and (claims.get("exp") is None or type(claims["exp"]) is int):
         ctx.limits.tokens.put(token, (project.id, project.jwt_secret, dict(claims)))

@@ -92,7 +92,9 @@ def _internal_token(ctx: GatewayContext, project: Project, claims: dict[str, Any
     claim that goes into it, so nothing but `iat`/`exp` can differ from a fresh one."""
     now = int(time.time())
     extra = tuple((key, claims[key]) for key in ("sub", "email") if key in claims)
-    key = (ctx.postgrest_jwt_secret, db_role, project.id, claims.get("role"), extra)
+    # Each claim's type too: 1, 1.0 and true are equal keys, but not the same token.
+    key = (ctx.postgrest_jwt_secret, db_role, project.id, claims.get("role"), type(claims.get("role")),
+           extra, tuple(type(value) for _, value in extra))
     try:
         hit = _MINTED.get(key)
     except TypeError:  # a claim that cannot be a key (a list as `sub`): minted every time

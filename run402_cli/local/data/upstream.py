@@ -12,11 +12,22 @@ response head and a small body, and 60 s for each read of a large one; at most 1
 head is at most MAX_HEAD bytes. A body of at most WHOLE_BODY bytes is read whole, so the proxy
 answers it in one piece; a larger one is handed on in chunks of at most CHUNK bytes, never held.
 Any failure before the response head is complete raises UpstreamError.
+
+Never a request on a connection that could still hold bytes of an earlier answer (they would
+be read as this request's answer, and this answer as the next one's: one tenant's rows in
+another tenant's hands). A body framed by Content-Length is not followed by another request:
+that is the one framing a tenant can set (a function may set its response headers through
+PostgREST, and the server then sends the body whatever its real length), whereas chunked
+framing is the server's own and a body cannot break out of it. Nor is a connection reused that
+has bytes waiting past the end of its answer. The response head is read as h11 reads it (what
+the proxy used before): header names are tokens, values hold no control characters, and a
+folded line continues the header above it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import time
 from typing import AsyncIterator, Awaitable, TypeVar
@@ -54,10 +65,19 @@ class _Conn:
 
     def usable(self, now: float, expiry: float) -> bool:
         return (now - self.idle_since < expiry and not self.reader.at_eof()
-                and not self.writer.transport.is_closing())
+                and not self.writer.transport.is_closing() and self.clean())
+
+    def clean(self) -> bool:
+        """Nothing received past the end of the last answer (StreamReader keeps what it read
+        ahead in `_buffer`; were that ever gone, no connection would count as clean)."""
+        return not getattr(self.reader, "_buffer", b"?")
 
     def close(self) -> None:
         self.writer.transport.abort()  # nothing left to flush: a half-read response is discarded
+
+
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # in a line: a bare CR or LF too
 
 
 def _parse_head(head: bytes) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
@@ -67,10 +87,18 @@ def _parse_head(head: bytes) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0") or len(parts[1]) != 3 \
             or not parts[1].isdigit():
         raise UpstreamError("malformed status line")
-    headers = []
+    headers: list[tuple[bytes, bytes]] = []
     for line in lines[1:]:
+        if _CONTROL.search(line):
+            raise UpstreamError("control character in a header line")
+        if line[:1] in (b" ", b"\t"):  # obsolete line folding: more of the header above
+            if not headers:
+                raise UpstreamError("malformed header line")
+            name, value = headers[-1]
+            headers[-1] = (name, (value + b" " + line.strip(b" \t")).strip(b" \t"))
+            continue
         name, sep, value = line.partition(b":")
-        if not sep or not name or name != name.strip() or name[:1] in b" \t":
+        if not sep or not _TOKEN.fullmatch(name):
             raise UpstreamError("malformed header line")
         headers.append((name.lower(), value.strip(b" \t")))
     return int(parts[1]), parts[0], headers
@@ -216,7 +244,8 @@ class Upstream:
             raise
 
     def _release(self, conn: _Conn, *, reuse: bool) -> None:
-        if reuse and len(self._idle) < self.max_idle and not conn.writer.transport.is_closing():
+        if reuse and len(self._idle) < self.max_idle and not conn.writer.transport.is_closing() \
+                and conn.clean():
             conn.idle_since = time.monotonic()
             self._idle.append(conn)
         else:
@@ -265,6 +294,7 @@ class Upstream:
                 raise UpstreamError("malformed content-length")
             length = int(lengths[0])
             framing = "length" if length else "none"
+            keep_alive = False  # a length a tenant may have set: see the module's docstring
         if framing == "eof":
             keep_alive = False
         return UpstreamResponse(self, conn, status, resp_headers, framing, length, keep_alive)
