@@ -127,8 +127,10 @@ def test_forged_keys_do_not_spend_a_projects_budget(api, shop):
 # --- password guessing -------------------------------------------------------------------
 
 
-def _login(api_base: str, project: dict, email: str, password: str) -> httpx.Response:
-    return httpx.post(f"{api_base}/auth/v1/token?grant_type=password", headers={"apikey": project["anon_key"]},
+def _login(api_base: str, project: dict, email: str, password: str,
+           extra: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.post(f"{api_base}/auth/v1/token?grant_type=password",
+                      headers={"apikey": project["anon_key"], **(extra or {})},
                       json={"email": email, "password": password})
 
 
@@ -168,6 +170,23 @@ def test_one_client_guessing_across_accounts_is_capped(api, shop):
     assert body["details"] == {"scope": "client"}
     refill = LOGIN_CLIENT_FAILURES / LOGIN_WINDOW * (time.monotonic() - started)
     assert attempts <= LOGIN_CLIENT_FAILURES + refill + 1, attempts
+
+
+def test_a_forwarded_for_header_is_not_a_new_client(api, shop):
+    """The gateway is nobody's reverse proxy: a client that names another address in
+    X-Forwarded-For / Forwarded is still the one peer, with the one budget."""
+    attempts, refused = 0, None
+    while attempts < 3 * LOGIN_CLIENT_FAILURES:
+        email = f"spoof{attempts // LOGIN_ACCOUNT_FAILURES}@example.com"
+        n = attempts % 250 + 1
+        resp = _login(api.api_base, shop, email, "password1",
+                      {"X-Forwarded-For": f"10.0.{attempts // 250}.{n}", "Forwarded": f"for=10.1.0.{n}"})
+        attempts += 1
+        if resp.status_code != 400:
+            refused = resp
+            break
+    assert refused is not None, f"{attempts} failed sign-ins under forged addresses, never limited"
+    assert _assert_429(refused)["details"] == {"scope": "client"}
 
 
 # --- faucet ------------------------------------------------------------------------------

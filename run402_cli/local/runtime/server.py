@@ -110,8 +110,12 @@ def serve(local_dir: Path, port: int) -> None:
         watchdog.start()
         layout.write_state({"pid": os.getpid(), "port": port, "api_base": api_base,
                             "started_at": time.time(), "local_dir": str(local_dir)})
+        # proxy_headers off: the gateway is nobody's reverse proxy, and uvicorn trusts 127.0.0.1's
+        # X-Forwarded-For by default, which would let any local client pick its own address (and
+        # with it a fresh sign-in budget, limits.LoginThrottle). The peer is the client.
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                               access_log=False, timeout_graceful_shutdown=10))
+                                               access_log=False, proxy_headers=False,
+                                               timeout_graceful_shutdown=10))
         # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler that
         # was installed before it; a no-op one lets us reach `finally` and stop the stack.
         signal.signal(signal.SIGTERM, lambda signum, frame: None)
