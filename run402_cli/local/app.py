@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from run402_cli.local.context import GatewayContext
@@ -21,8 +22,8 @@ from run402_cli.local.data.upstream import Upstream
 from run402_cli.local.errors import GatewayError, handle_gateway_error, handle_unexpected
 from run402_cli.local.functions.runtime import FunctionRuntime
 from run402_cli.local.functions.scheduler import start_scheduler
-from run402_cli.local.http_body import BodyLimits
-from run402_cli.local.routes import route_table
+from run402_cli.local.http_body import BodyLimits, is_site_host
+from run402_cli.local.routes import HOT_ENDPOINTS, route_table
 from run402_cli.local.runtime.reaper import start_reaper
 from run402_cli.local.web.sites import SiteDispatch
 
@@ -72,6 +73,45 @@ class ContainFailures:
             await response(scope, receive, send)
 
 
+class HotLane:
+    """Right after the body caps: a request for one of the hot routes (routes.HOT_ENDPOINTS) goes
+    straight to its handler, past the layers that would change nothing for it.
+
+    That is exact, not approximate: SiteDispatch passes on any Host that is not a site, CORS adds
+    nothing to a request without an Origin, and the errors become the same envelopes here as in
+    ContainFailures and the exception handlers. A site host, a browser's request (Origin) or a
+    method the route does not take goes the long way. Why: a first deploy is one PUT per file,
+    and each of those six layers cost more than the PUT's own work (py-spy, bench/deploy_dir.py)."""
+
+    def __init__(self, app: ASGIApp, routes: list[Route]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for route in self.routes:
+                match, child = route.matches(scope)
+                if match is Match.FULL:
+                    headers = scope["headers"]
+                    if not is_site_host(headers) and not any(k == b"origin" for k, _ in headers):
+                        scope.update(child)
+                        await self._handle(route, scope, receive, send)
+                        return
+                    break
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _handle(route: Route, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        try:
+            response = await route.endpoint(request)
+        except GatewayError as exc:
+            response = await handle_gateway_error(request, exc)
+        except Exception as exc:  # as ContainFailures: the envelope, and the connection stays usable
+            response = await handle_unexpected(request, exc)
+        await response(scope, receive, send)
+
+
 def _restore_recursion_limit() -> None:
     """eth-account's dependency py_ecc raises the interpreter's recursion limit to 100,000 when it
     is imported; with that limit a deeply nested JSON body overflows the C stack and kills the
@@ -104,13 +144,16 @@ def build_app(ctx: GatewayContext) -> Starlette:
             await app.state.postgrest_client.aclose()
             await app.state.postgrest_upstream.aclose()
 
+    routes = route_table()  # every path, in one table: routes.py
     app = Starlette(
         lifespan=lifespan,
-        routes=route_table(),  # every path, in one table: routes.py
+        routes=routes,
         exception_handlers={GatewayError: handle_gateway_error, 404: _not_found, 405: _not_found},
         middleware=[
             # Body caps and the JSON-only rule first: nothing reads a byte before them (http_body.py).
             Middleware(BodyLimits),
+            # Uploads and REST calls, thousands in a row: straight to their handlers (exactly).
+            Middleware(HotLane, routes=[r for r in routes if getattr(r, "endpoint", None) in HOT_ENDPOINTS]),
             # Sites next: a `<label>.localhost` Host is a deployed site, never the API (web/sites.py).
             Middleware(SiteDispatch),
             Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from run402_cli.local.errors import GatewayError, error_response
 
-__all__ = ["MAX_JSON_DEPTH", "BodyLimits", "body_cap", "read_body", "read_json", "read_json_bytes"]
+__all__ = ["MAX_JSON_DEPTH", "BodyLimits", "body_cap", "is_site_host", "read_body", "read_json", "read_json_bytes"]
 
 KiB, MiB = 1024, 1024 * 1024
 MAX_JSON_DEPTH = 64
@@ -57,7 +57,7 @@ _RAW_BODY_ROUTES = ("/apply/v1/service-asset-put",)  # bytes in, from functions'
 ROUTED_CAP = 6 * MiB  # a request routed to a function on a site's host (public: no key needed)
 
 
-def _is_site_host(headers: list[tuple[bytes, bytes]]) -> bool:
+def is_site_host(headers: list[tuple[bytes, bytes]]) -> bool:
     host = next((v for k, v in headers if k.lower() == b"host"), b"").strip().lower()
     name = host.rsplit(b":", 1)[0] if not host.startswith(b"[") else b""
     return name.rstrip(b".").endswith(b".localhost")
@@ -65,7 +65,7 @@ def _is_site_host(headers: list[tuple[bytes, bytes]]) -> bool:
 
 def body_cap(path: str, headers: list[tuple[bytes, bytes]]) -> int:
     """The most bytes of body this request may send."""
-    if _is_site_host(headers):
+    if is_site_host(headers):
         return ROUTED_CAP
     names = {k.lower() for k, _ in headers}
     if not any(h in names for h in _CREDENTIAL_HEADERS) and not path.startswith("/_upload/"):
@@ -113,7 +113,7 @@ class BodyLimits:
             return
         has_body = chunked or (declared or 0) > 0
         if has_body and path.startswith(_JSON_ONLY_PREFIXES) and not _is_sql_route(path) \
-                and path not in _RAW_BODY_ROUTES and not _is_site_host(headers):
+                and path not in _RAW_BODY_ROUTES and not is_site_host(headers):
             media = content_type.split(b";")[0].strip()
             if media != b"application/json" and not media.endswith(b"+json"):
                 await self._refuse(scope, receive, send, GatewayError(

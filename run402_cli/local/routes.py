@@ -23,7 +23,11 @@ from run402_cli.local.storage import api as storage, service_put
 from run402_cli.local.web import subdomains
 from run402_cli.local import unavailable
 
-__all__ = ["route_table"]
+__all__ = ["HOT_ENDPOINTS", "route_table"]
+
+# What clients call thousands of times in a row: every upload of a deploy, every REST call of an
+# app. The gateway's hot lane (app.py) takes these straight from the body caps to the handler.
+HOT_ENDPOINTS = (upload.put_part, rest._rest)
 
 
 def route_table() -> list[Route]:
