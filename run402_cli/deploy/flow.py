@@ -35,9 +35,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import queue
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 from urllib.parse import parse_qs, urlsplit
@@ -334,8 +335,6 @@ def _stream_part(client: Any, content: Content, start: int, end: int, url: str,
 
 def _upload_missing(client: Any, release: Release, plan: Mapping[str, Any], anon_key: str | None,
                     emit: EventSink, workers: int, sleep: Callable[[float], None]) -> tuple[int, int]:
-    from run402_cli.api import deploy as api
-
     seen: set[str] = set()
     present: list[str] = []
     missing: list[Content] = []
@@ -372,44 +371,99 @@ def _upload_missing(client: Any, release: Release, plan: Mapping[str, Any], anon
         if c.content_type:
             item["content_type"] = c.content_type
         items.append(item)
-    # Content plans in batches (the local gateway takes at most 100,000 objects per plan), all
-    # requested up front so `total` is known; each is committed once its uploads are done.
-    cplans = [api.content_plan(client, anon_key, items[i : i + CONTENT_PLAN_BATCH])
-              for i in range(0, len(items), CONTENT_PLAN_BATCH)]
-    sessions = [s for cp in cplans for s in (cp.get("missing") or []) if isinstance(s, dict)]
-    total = len(sessions)
-    by_sha = {c.sha256: c for c in missing}
-    jobs: list[tuple[Content, Mapping[str, Any]]] = []
-    for s in sessions:
-        c = by_sha.get(s.get("sha256")) or release.contents.get(s.get("sha256"))
-        if c is None or not c.has_bytes:
-            raise DeployError("CONTENT_UPLOAD_FAILED",
-                              f"Content plan asked for {s.get('sha256')}, which this deploy has no bytes for",
-                              body={"sha256": s.get("sha256")})
-        jobs.append((c, s))
+    batches = [items[i : i + CONTENT_PLAN_BATCH] for i in range(0, len(items), CONTENT_PLAN_BATCH)]
+    return _Pipeline(client, release, anon_key, emit, workers, sleep, by_sha={c.sha256: c for c in missing}).run(batches)
 
-    done = 0
-    sent = 0
-    if jobs:
-        n = max(1, min(workers, len(jobs)))
-        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="run402-upload") as pool:
-            futures = {pool.submit(_upload_object, client, c, s, sleep): c for c, s in jobs}
-            try:
-                # as_completed: one waiter per future in all (wait(FIRST_COMPLETED) in a loop
-                # re-arms every pending future each time: quadratic at 10,000 objects)
-                for fut in as_completed(futures):
-                    c = futures[fut]
-                    sent += fut.result()  # re-raises the first failure
+
+class _Pipeline:
+    """Content plans, uploads and content commits, overlapped: batch k+1 is planned while batch
+    k uploads, and batch k is committed as soon as its last object is up, while the others go
+    on. Done one after another (plan all, upload all, commit all), the plans and commits of a
+    10,000-file deploy were a third of its time, with the uploads idle.
+
+    Every finished piece of work reports to one queue, read by the calling thread: it alone
+    emits events and decides what comes next, and the first failure stops everything."""
+
+    def __init__(self, client: Any, release: Release, anon_key: str | None, emit: EventSink, workers: int,
+                 sleep: Callable[[float], None], by_sha: Mapping[str, Content]) -> None:
+        self.client, self.release, self.anon_key, self.emit = client, release, anon_key, emit
+        self.workers, self.sleep, self.by_sha = workers, sleep, by_sha
+        self.events: queue.SimpleQueue[tuple[str, int, Any, Future[Any]]] = queue.SimpleQueue()
+
+    def _report(self, kind: str, batch: int, what: Any, fut: Future[Any]) -> None:
+        fut.add_done_callback(lambda f: self.events.put((kind, batch, what, f)))
+
+    def _jobs(self, cp: Mapping[str, Any]) -> list[tuple[Content, Mapping[str, Any]]]:
+        jobs = []
+        for s in cp.get("missing") or []:
+            if not isinstance(s, dict):
+                continue
+            c = self.by_sha.get(s.get("sha256")) or self.release.contents.get(s.get("sha256"))
+            if c is None or not c.has_bytes:
+                raise DeployError("CONTENT_UPLOAD_FAILED",
+                                  f"Content plan asked for {s.get('sha256')}, which this deploy has no bytes for",
+                                  body={"sha256": s.get("sha256")})
+            jobs.append((c, s))
+        return jobs
+
+    def run(self, batches: list[list[dict[str, Any]]]) -> tuple[int, int]:
+        from run402_cli.api import deploy as api
+
+        if not batches:
+            return 0, 0
+        # Until a batch's plan is back, each of its objects counts as one upload to come.
+        total, done, sent = sum(len(b) for b in batches), 0, 0
+        left: dict[int, int] = {}
+        commits_left = len(batches)
+        planner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run402-content-plan")
+        uploads = ThreadPoolExecutor(max_workers=max(1, self.workers), thread_name_prefix="run402-upload")
+        committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run402-content-commit")
+        futures: list[Future[Any]] = []
+
+        def commit(batch: int, plan_id: str) -> None:
+            fut = committer.submit(api.content_commit, self.client, self.anon_key, plan_id)
+            futures.append(fut)
+            self._report("commit", batch, None, fut)
+
+        try:
+            for k, batch in enumerate(batches):  # one after another, in order: batch 0 first
+                fut = planner.submit(api.content_plan, self.client, self.anon_key, batch)
+                futures.append(fut)
+                self._report("plan", k, len(batch), fut)
+            while commits_left:
+                kind, k, what, fut = self.events.get()
+                result = fut.result()  # re-raises the first failure
+                if kind == "plan":
+                    jobs = self._jobs(result)
+                    total -= what - len(jobs)
+                    left[k] = len(jobs)
+                    if not jobs:
+                        commit(k, str(result.get("plan_id")))
+                        continue
+                    plan_id = str(result.get("plan_id"))
+                    for c, session in jobs:
+                        up = uploads.submit(_upload_object, self.client, c, session, self.sleep)
+                        futures.append(up)
+                        self._report("upload", k, (c, plan_id), up)
+                elif kind == "upload":
+                    c, plan_id = what
+                    sent += result
                     done += 1
-                    emit({"type": "content.upload.progress", "label": c.label, "sha256": c.sha256,
-                          "done": done, "total": total, "slice_kind": c.slice_kind})
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                raise
-    for cp in cplans:
-        api.content_commit(client, anon_key, str(cp.get("plan_id")))
-    return done, sent
+                    self.emit({"type": "content.upload.progress", "label": c.label, "sha256": c.sha256,
+                               "done": done, "total": total, "slice_kind": c.slice_kind})
+                    left[k] -= 1
+                    if not left[k]:
+                        commit(k, plan_id)
+                else:
+                    commits_left -= 1
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+        finally:
+            for pool in (planner, uploads, committer):
+                pool.shutdown(wait=True, cancel_futures=True)
+        return done, sent
 
 
 def _upload_manifest(client: Any, release: Release, anon_key: str | None) -> dict[str, Any]:

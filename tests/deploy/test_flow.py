@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -369,3 +370,71 @@ def test_resume_uses_the_snapshot_project_key_for_polling(hosted):
     assert poll.headers["apikey"] == "key-of-prj_1"
     resume = next(r for r in mock.requests if r.method == "POST")
     assert "apikey" not in resume.headers and resume.content == b""
+
+
+def test_a_batch_is_committed_while_the_next_one_still_uploads(hosted, monkeypatch):
+    """Content plans of 2 objects: batch 1's uploads wait until batch 0 is committed, which
+    only a pipelined deploy does (one that commits everything at the end would hang here)."""
+    mock, client = hosted
+    monkeypatch.setattr(flow, "CONTENT_PLAN_BATCH", 2)
+    files = {f"f{i}.txt": f"file {i}".encode() for i in range(4)}
+    release = site_release_from_bytes("prj_1", files)
+    batch_of = {hashlib.sha256(b).hexdigest(): i // 2 for i, b in enumerate(files.values())}
+    mock.on("POST", "/apply/v1/plans", plan_for(release))
+    plans: list[list[str]] = []
+
+    def content_plan(request: httpx.Request) -> httpx.Response:
+        shas = [c["sha256"] for c in json.loads(request.content)["content"]]
+        plans.append(shas)
+        n = len(plans)
+        return httpx.Response(200, json={"plan_id": f"cplan_{n}", "expires_at": "2099-01-01T00:00:00Z", "missing": [
+            {"sha256": sha, "mode": "single", "upload_id": f"u_{sha[:8]}", "part_count": 1,
+             "parts": [{"part_number": 1, "byte_start": 0, "byte_end": 5, "url": f"https://s3.example.test/o?sha={sha}"}]}
+            for sha in shas]})
+
+    first_committed = threading.Event()
+
+    def put(request: httpx.Request) -> httpx.Response:
+        if batch_of[request.url.params["sha"]] == 1:
+            assert first_committed.wait(10), "batch 0 was not committed while batch 1 uploaded"
+        return httpx.Response(200, headers={"ETag": '"e"'})
+
+    def commit_first(request: httpx.Request) -> httpx.Response:
+        first_committed.set()
+        return httpx.Response(200, json={})
+
+    mock.on("POST", "/content/v1/plans", content_plan, content_plan)
+    mock.on("PUT", "/o", *[put] * 4)
+    mock.on("POST", "/content/v1/plans/cplan_1/commit", commit_first)
+    mock.on("POST", "/content/v1/plans/cplan_2/commit", {})
+    mock.on("POST", "/apply/v1/plans/plan_1/commit", READY)
+    events: list[dict[str, Any]] = []
+    out = flow.apply(client, release, anon_key="ak", on_event=events.append, sleep=lambda s: None, workers=2)
+    assert out.objects_uploaded == 4 and [len(p) for p in plans] == [2, 2]
+    progress = [e for e in events if e["type"] == "content.upload.progress"]
+    assert [e["done"] for e in progress] == [1, 2, 3, 4] and {e["total"] for e in progress} == {4}
+    paths = [r.url.path for r in mock.requests]
+    assert paths.index("/content/v1/plans/cplan_2/commit") < paths.index("/apply/v1/plans/plan_1/commit")
+
+
+def test_a_failed_batch_stops_the_deploy_before_its_commit(hosted, monkeypatch):
+    mock, client = hosted
+    monkeypatch.setattr(flow, "CONTENT_PLAN_BATCH", 1)
+    release = site_release_from_bytes("prj_1", {"a.txt": b"abc", "b.txt": b"def"})
+    mock.on("POST", "/apply/v1/plans", plan_for(release))
+    asked: list[str] = []
+
+    def content_plan(request: httpx.Request) -> httpx.Response:
+        (sha,) = [c["sha256"] for c in json.loads(request.content)["content"]]
+        asked.append(sha)
+        body = _content_plan(sha, [(0, 2, f"https://s3.example.test/o?sha={sha}")], "single")
+        return httpx.Response(200, json={**body, "plan_id": f"cplan_{len(asked)}"})
+
+    mock.on("POST", "/content/v1/plans", content_plan, content_plan)
+    refuse = lambda r: httpx.Response(400, json={"code": "CONTENT_DIGEST_MISMATCH", "message": "no"})  # noqa: E731
+    mock.on("PUT", "/o", refuse, refuse)
+    with pytest.raises(Exception) as info:
+        flow.apply(client, release, anon_key="ak", sleep=lambda s: None, workers=1)
+    assert info.value.to_envelope()["code"] == "CONTENT_DIGEST_MISMATCH"
+    assert not any(r.url.path.endswith("/commit") for r in mock.requests)
+    mock.stubs.clear()  # the second batch's upload may never have started
