@@ -174,9 +174,12 @@ def test_knowing_a_digest_is_not_owning_the_content(api, project, tmp_path, monk
     httpx.put(url, content=os.urandom(300))
     assert _commit(api.api_base, other, plan["plan_id"]).json()["code"] == "CONTENT_DIGEST_MISMATCH"
     assert _cas_path(api, sha).read_bytes() == data
-    httpx.put(url, content=data)
+    assert httpx.put(url, content=data).headers["etag"] == f'"{hashlib.md5(data).hexdigest()}"'
+    # Checked in memory against the stored bytes: the proof is the stored file, nothing new made.
+    proof = api.local_dir / "cas" / "staging" / f"{plan['missing'][0]['upload_id']}.ok"
+    assert proof.stat().st_ino == inode
     assert _commit(api.api_base, other, plan["plan_id"]).status_code == 200
-    assert _cas_path(api, sha).stat().st_ino == inode
+    assert _cas_path(api, sha).stat().st_ino == inode and not proof.exists()
 
 
 @pytest.mark.parametrize("body", [
