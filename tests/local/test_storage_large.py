@@ -4,6 +4,8 @@ both sides, and a signed URL left to run out its real TTL meanwhile.
 - The CLI runs as its own process, so its peak RSS is the kernel's figure (`wait4` rusage).
 - The gateway's peak is its kernel high-water mark (VmHWM), reset just before the transfer
   (`clear_refs` 5); where the kernel refuses the reset, VmRSS is sampled every 20 ms instead.
+  The session's gateway has served the whole suite by then, so what must stay small is its
+  growth over its RSS when the transfer starts, not the RSS itself.
 - 1 GiB is over the hobby tier's 1 GiB with the database counted, so the wallet gets test
   money on the local ledger and pays for the team tier (10 GB) for real.
 """
@@ -32,7 +34,8 @@ from tests.commands._helpers import ready
 pytestmark = pytest.mark.usefixtures("api")
 
 GIB = 1 << 30
-RSS_LIMIT = 150 * 1024 * 1024
+RSS_LIMIT = 150 * 1024 * 1024  # the CLI, a fresh process
+GROWTH_LIMIT = 64 * 1024 * 1024  # the gateway, over its RSS before the transfer
 CHUNK = 4 << 20
 
 
@@ -90,7 +93,12 @@ class GatewayPeak:
         while not self._stop.wait(0.02):
             self._sampled = max(self._sampled, self._status("VmRSS"))
 
+    @property
+    def growth(self) -> int:
+        return self.peak - self.start
+
     def __enter__(self) -> "GatewayPeak":
+        self.start = self._status("VmRSS")
         try:
             Path(f"/proc/{self.pid}/clear_refs").write_text("5")
             self._hwm = True
@@ -156,7 +164,8 @@ def test_one_gib_round_trip_keeps_memory_flat_and_a_signed_url_expires(cli, api,
     [ref] = json.loads(out)
     assert ref["sha256"] == expected and ref["size_bytes"] == GIB
     assert client_peak < RSS_LIMIT, f"client put peaked at {client_peak >> 20} MiB"
-    assert up.peak < RSS_LIMIT, f"gateway put peaked at {up.peak >> 20} MiB"
+    assert up.growth < GROWTH_LIMIT, \
+        f"gateway put grew {up.growth >> 20} MiB (from {up.start >> 20} to {up.peak >> 20} MiB)"
 
     back = tmp_path / "back.bin"
     with GatewayPeak(gateway_pid) as down:
@@ -165,7 +174,8 @@ def test_one_gib_round_trip_keeps_memory_flat_and_a_signed_url_expires(cli, api,
     assert code == 0, err.decode()[-2000:]
     assert back.stat().st_size == GIB and _sha256_file(back) == expected
     assert client_peak < RSS_LIMIT, f"client get peaked at {client_peak >> 20} MiB"
-    assert down.peak < RSS_LIMIT, f"gateway get peaked at {down.peak >> 20} MiB"
+    assert down.growth < GROWTH_LIMIT, \
+        f"gateway get grew {down.growth >> 20} MiB (from {down.start >> 20} to {down.peak >> 20} MiB)"
     back.unlink()
 
     # Unchanged bytes: nothing goes up again.
