@@ -434,13 +434,11 @@ class _Pipeline:
                 kind, k, what, fut = self.events.get()
                 result = fut.result()  # re-raises the first failure
                 if kind == "plan":
-                    jobs = self._jobs(result)
+                    jobs, plan_id = self._jobs(result), str(result.get("plan_id"))
                     total -= what - len(jobs)
                     left[k] = len(jobs)
                     if not jobs:
-                        commit(k, str(result.get("plan_id")))
-                        continue
-                    plan_id = str(result.get("plan_id"))
+                        commit(k, plan_id)
                     for c, session in jobs:
                         up = uploads.submit(_upload_object, self.client, c, session, self.sleep)
                         futures.append(up)

@@ -132,7 +132,10 @@ def _prove_stored(cas: Cas, upload_id: str, sha256: str, data: bytes, claimed: b
     """A whole small object the CAS already holds (another project's, an earlier deploy's): if
     `data` is exactly those bytes, the proof is one more name for the stored file, and no new
     file is made and thrown away (on a busy filesystem, a file's creation is most of a PUT's
-    cost). False when anything is off: the caller then takes the usual way, which decides."""
+    cost). False when anything is off: the caller then takes the usual way, which decides.
+    A first upload (nothing stored) costs one stat here, not a second hashing of the body."""
+    if not cas.has(sha256):
+        return False
     digest = hashlib.sha256(data).digest()
     if digest.hex() != sha256 or claimed is not None and not hmac.compare_digest(claimed, digest):
         return False
@@ -140,7 +143,7 @@ def _prove_stored(cas: Cas, upload_id: str, sha256: str, data: bytes, claimed: b
         os.link(cas.path(sha256), proof_path(cas, upload_id))
     except FileExistsError:  # this upload's PUT, sent again
         pass
-    except FileNotFoundError:  # not stored (or not yet, or no longer)
+    except FileNotFoundError:  # removed since the stat: the usual way stores it again
         return False
     return True
 
