@@ -87,6 +87,16 @@ def test_head_has_postgrests_headers_and_no_body(api, big):
         assert "transfer-encoding" not in resp.headers
 
 
+def test_heads_and_gets_in_turn_on_one_connection_all_answer(api, big):
+    """PostgREST closes its connection after a HEAD (without saying so); the gateway used to
+    send the next request on it now and then, and that request came back 503."""
+    with httpx.Client(headers=_anon(big)) as client:
+        for i in range(80):  # within the project's burst of requests
+            head = client.head(f"{api.api_base}/rest/v1/big", params={"select": "id"})
+            get = client.get(f"{api.api_base}/rest/v1/big", params={"id": f"eq.{i + 1}", "select": "id"})
+            assert (head.status_code, get.status_code, get.json()) == (200, 200, [{"id": i + 1}])
+
+
 def test_range_and_exact_counts_come_back_with_their_content_range(api, big):
     base = f"{api.api_base}/rest/v1/big"
     page = httpx.get(f"{base}?select=id&order=id",

@@ -189,6 +189,112 @@ def test_head_and_204_have_no_body_and_a_body_to_eof_closes_the_connection() -> 
     _run(answer, test)
 
 
+def test_a_head_without_framing_is_not_followed_by_another_request_on_its_connection() -> None:
+    """PostgREST's server answers HEAD with neither a length nor chunked framing and then closes
+    the connection without saying so: a request sent on it before the FIN arrived met a reset
+    (a 503 for the client). Here the server keeps the connection open, so only the rule can
+    send the next request elsewhere."""
+    def answer(head: bytes, body: bytes) -> bytes:
+        if head.startswith(b"HEAD"):
+            return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" if head.startswith(b"PUT") else \
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunked(b"[]")
+
+    async def test(upstream: Upstream, server: Server) -> None:
+        resp = await upstream.request("GET", b"/x?", [], b"")
+        await resp.read_capped(5)
+        resp = await upstream.request("HEAD", b"/x?", [], b"")
+        await resp.read_capped(5)
+        assert resp.status == 200 and resp.body == b"" and server.connections == 1
+        resp = await upstream.request("GET", b"/x?", [], b"")
+        await resp.read_capped(5)
+        assert resp.body == b"[]" and server.connections == 2
+
+    _run(answer, test)
+
+
+class ClosesKeptAlive(Server):
+    """Answers the first request on each connection; then reads the next one and closes, as a
+    server does that closed an idle connection just as the request arrived."""
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            head, _ = await _read_request(reader)
+            self.heads.append(head)
+            writer.write(self.answer(head, b""))
+            await writer.drain()
+            head, _ = await _read_request(reader)
+            self.heads.append(head)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.transport.abort()
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PATCH", "DELETE"])
+def test_a_kept_alive_connection_closed_unanswered_replays_only_a_read(method: str) -> None:
+    async def main() -> None:
+        server = ClosesKeptAlive(lambda head, body: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                 + (b"" if head.startswith(b"HEAD") else _chunked(b"[1]")))
+        listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+        upstream = Upstream("127.0.0.1", listener.sockets[0].getsockname()[1])
+        try:
+            first = await upstream.request("GET", b"/x?", [], b"")
+            await first.read_capped(5)
+            assert server.connections == 1
+            body = b"" if method in ("GET", "HEAD", "DELETE") else b'{"a":1}'
+            if method in ("GET", "HEAD"):
+                again = await upstream.request(method, b"/x?", [], body)
+                await again.read_capped(5)
+                assert again.status == 200 and server.connections == 2
+                assert [h.split(b" ", 1)[0] for h in server.heads] == [b"GET", method.encode(), method.encode()]
+            else:  # it may have run: the caller hears of it, nothing is sent twice
+                with pytest.raises(UpstreamError):
+                    await upstream.request(method, b"/x?", [], body)
+                assert server.connections == 1 and len(server.heads) == 2
+        finally:
+            await upstream.aclose()
+            listener.close()
+
+    asyncio.run(main())
+
+
+def test_a_reset_after_part_of_an_answer_is_not_replayed() -> None:
+    class HalfAnswers(Server):
+        async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            try:
+                await _read_request(reader)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" if self.connections == 1
+                             else b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunked(b"[]"))
+                await writer.drain()
+                await _read_request(reader)
+                writer.write(b"HTTP/1.1 200 OK\r\nX-Half: ")
+                await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            finally:
+                writer.transport.abort()
+
+    async def main() -> None:
+        server = HalfAnswers(lambda head, body: b"")
+        listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+        upstream = Upstream("127.0.0.1", listener.sockets[0].getsockname()[1])
+        try:
+            for _ in range(2):  # the first connection is not kept (length framing); the second is
+                resp = await upstream.request("GET", b"/x?", [], b"")
+                await resp.read_capped(5)
+            with pytest.raises(UpstreamError):
+                await upstream.request("GET", b"/x?", [], b"")
+            assert server.connections == 2
+        finally:
+            await upstream.aclose()
+            listener.close()
+
+    asyncio.run(main())
+
+
 @pytest.mark.parametrize("reply", [
     b"garbage\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",

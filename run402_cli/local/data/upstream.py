@@ -19,9 +19,16 @@ another tenant's hands). A body framed by Content-Length is not followed by anot
 that is the one framing a tenant can set (a function may set its response headers through
 PostgREST, and the server then sends the body whatever its real length), whereas chunked
 framing is the server's own and a body cannot break out of it. Nor is a connection reused that
-has bytes waiting past the end of its answer. The response head is read as h11 reads it (what
-the proxy used before): header names are tokens, values hold no control characters, and a
-folded line continues the header above it.
+has bytes waiting past the end of its answer, nor one after a HEAD answered with neither a
+length nor chunked framing: PostgREST's server (Warp) closes the connection after such an
+answer without saying so, and a request sent before its FIN arrives is met with a reset.
+
+A GET or HEAD that meets a kept-alive connection the server has closed (nothing of an answer
+came back) is sent once more on a new connection, as browsers and Go's client do: it cannot
+have run. Any other request fails with UpstreamError, since it may have.
+
+The response head is read as h11 reads it (what the proxy used before): header names are
+tokens, values hold no control characters, and a folded line continues the header above it.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ MAX_HEAD = 100 * KiB      # as httpcore's h11 limit on one incomplete event
 WHOLE_BODY = 256 * KiB
 CHUNK = 64 * KiB
 _NO_BODY_STATUSES = (204, 304)
+_REPLAYABLE = ("GET", "HEAD")
 
 
 class UpstreamError(Exception):
@@ -55,6 +63,13 @@ async def _within(seconds: float, aw: Awaitable[T]) -> T:
         async with asyncio.timeout(seconds):
             return await aw
     return await asyncio.wait_for(aw, seconds)
+
+
+def _closed_unanswered(exc: BaseException, conn: _Conn) -> bool:
+    """The server closed or reset the connection and nothing of an answer had arrived."""
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return not exc.partial
+    return isinstance(exc, ConnectionError) and conn.clean()
 
 
 class _Conn:
@@ -219,7 +234,7 @@ class Upstream:
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: list[_Conn] = []
 
-    async def _checkout(self) -> _Conn:
+    async def _checkout(self, *, fresh: bool = False) -> _Conn:
         if self._slots.locked():
             try:
                 await _within(self.pool_timeout, self._slots.acquire())
@@ -229,7 +244,7 @@ class Upstream:
             await self._slots.acquire()  # free: returns without suspending
         now = time.monotonic()
         try:
-            while self._idle:
+            while self._idle and not fresh:
                 conn = self._idle.pop()
                 if conn.usable(now, self.idle_expiry):
                     return conn
@@ -253,10 +268,11 @@ class Upstream:
         self._slots.release()
 
     async def request(self, method: str, target: bytes, headers: list[tuple[bytes, bytes]],
-                      body: bytes) -> UpstreamResponse:
+                      body: bytes, *, fresh: bool = False) -> UpstreamResponse:
         """Send one request (`target`: path and query, already encoded) and read the response
-        head. The caller then reads the body (`read_capped`, `stream`) and closes the response."""
-        conn = await self._checkout()
+        head. The caller then reads the body (`read_capped`, `stream`) and closes the response.
+        `fresh`: on a new connection, not a kept-alive one."""
+        conn = await self._checkout(fresh=fresh)
         try:
             out = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\nhost: ", self.authority, b"\r\n"]
             for name, value in headers:
@@ -271,8 +287,12 @@ class Upstream:
                 await _within(self.io_timeout, conn.writer.drain())
             status, version, resp_headers = await _within(self.io_timeout, self._read_head(conn))
         except BaseException as exc:
+            # Kept alive (it had been idle) and closed by the server before a byte of an answer.
+            stale = bool(conn.idle_since) and _closed_unanswered(exc, conn)
             conn.close()
             self._slots.release()
+            if stale and method in _REPLAYABLE:
+                return await self.request(method, target, headers, body, fresh=True)
             if isinstance(exc, _IO_ERRORS):
                 raise UpstreamError(f"talking to the upstream: {type(exc).__name__}") from None
             raise
@@ -286,6 +306,8 @@ class Upstream:
             elif name == b"connection" and b"close" in value.lower():
                 keep_alive = False
         if method == "HEAD" or status in _NO_BODY_STATUSES:
+            if method == "HEAD" and framing == "eof" and not lengths:
+                keep_alive = False  # the GET's body would run to the end: Warp closes (docstring)
             framing = "none"
         elif framing == "eof" and lengths:
             if len(set(lengths)) != 1 or not lengths[0].isdigit():
