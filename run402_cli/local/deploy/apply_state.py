@@ -141,9 +141,10 @@ def file_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], l
     """(added, removed, changed, unchanged) asset paths."""
     added = sorted(set(new) - set(old))
     removed = sorted(set(old) - set(new))
-    both = sorted(set(old) & set(new))
-    changed = [p for p in both if (old[p]["sha256"], old[p]["content_type"]) != (new[p]["sha256"], new[p]["content_type"])]
-    unchanged = [p for p in both if p not in set(changed)]
+    changed, unchanged = [], []
+    for p in sorted(set(old) & set(new)):
+        same = (old[p]["sha256"], old[p]["content_type"]) == (new[p]["sha256"], new[p]["content_type"])
+        (unchanged if same else changed).append(p)
     return added, removed, changed, unchanged
 
 
