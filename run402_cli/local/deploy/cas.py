@@ -158,12 +158,14 @@ class Cas:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def publish(self, verified_file: str | os.PathLike[str], sha256: str) -> Path:
+    def publish(self, verified_file: str | os.PathLike[str], sha256: str, *, chmod: bool = True) -> Path:
         """Link a file whose bytes the caller has just hashed to `sha256` into the store, and
         return the object's directory. Not durable: the caller adds that directory to a batch
-        and `sync`s it before recording the object. The file keeps its own name too."""
+        and `sync`s it before recording the object. The file keeps its own name too.
+        `chmod=False`: the caller made the file 0644 already."""
         dest = self.path(sha256)
-        os.chmod(verified_file, 0o644)
+        if chmod:
+            os.chmod(verified_file, 0o644)
         try:
             os.link(verified_file, dest)
         except FileNotFoundError:  # the first object under this two-hex prefix

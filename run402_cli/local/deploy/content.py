@@ -174,18 +174,32 @@ def _commit_sync(request: Request) -> JSONResponse:
     cas = Cas(ctx.cas_dir)
     batch: set[Path] = set()
 
-    def admit(upload: tuple) -> tuple[str, Any]:
+    def proven(upload: tuple) -> tuple[str, Any] | None:
+        """The outcome when no bytes need reading (most uploads), else None."""
         upload_id, sha, size, part_count, status = upload
         if status == "committed":
             return "committed", None
-        proof = proof_path(cas, upload_id)
-        if part_count == 1 and os.path.exists(proof):  # the PUT verified and published it
-            size_now = cas.size(sha)
-            if size_now == size:
-                batch.add(cas.path(sha).parent)
-                proof.unlink(missing_ok=True)
-                return "stored", None
-            proof.unlink(missing_ok=True)  # the object went missing: verify what is staged, if anything
+        if part_count != 1:
+            return None
+        proof = str(proof_path(cas, upload_id))
+        if not os.path.exists(proof):
+            return None
+        stored = cas.path(sha)  # the PUT verified and published it: is it still there, whole?
+        try:
+            ok = os.stat(stored).st_size == size
+        except OSError:
+            ok = False
+        try:
+            os.unlink(proof)
+        except FileNotFoundError:
+            pass
+        if ok:
+            batch.add(stored.parent)
+            return "stored", None
+        return None  # the object went missing: verify what is staged, if anything
+
+    def admit(upload: tuple) -> tuple[str, Any]:
+        upload_id, sha, size, part_count, _ = upload
         staging = cas.staging_root / upload_id
         absent = [n for n in range(1, part_count + 1) if not (staging / f"part-{n}").is_file()]
         if absent:
@@ -199,9 +213,15 @@ def _commit_sync(request: Request) -> JSONResponse:
         cas.discard_staging(upload_id)  # the object is in the store (or was): staging goes
         return "stored", None
 
-    # Verifying is reading and hashing (the GIL is released): a few objects at a time.
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="run402-cas-commit") as pool:
-        outcomes = list(pool.map(admit, uploads))
+    # A proof is a stat and an unlink: done here, one after another (threads would only take
+    # turns holding the GIL, and hold up the event loop's PUTs). Verifying is reading and
+    # hashing, which releases the GIL: those few objects at a time.
+    outcomes: list[tuple[str, Any] | None] = [proven(u) for u in uploads]
+    unproven = [u for u, outcome in zip(uploads, outcomes) if outcome is None]
+    if unproven:
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="run402-cas-commit") as pool:
+            verified = iter(list(pool.map(admit, unproven)))
+        outcomes = [outcome if outcome is not None else next(verified) for outcome in outcomes]
     committed, incomplete, mismatched, stored = [], [], [], []
     for upload, (kind, info) in zip(uploads, outcomes):
         if kind in ("committed", "stored"):

@@ -25,8 +25,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import os
-import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,15 @@ _SPILL = 1024 * 1024
 # A body this small is written on the event loop: into the page cache that is a few
 # microseconds, and a hop to a worker thread and back costs more than the write.
 _INLINE_MAX = 64 * 1024
+# Temporary names: unique within this process by the counter (two PUTs of one upload at once
+# never share one), and apart from a crashed earlier gateway's leftovers by the pid. Not random:
+# nothing is guessable that matters (staging is the gateway's own, 0700), and a random suffix
+# was a getrandom(2) per PUT.
+_TMP_SEQ = itertools.count()
+
+
+def _tmp_name(stem: str) -> str:
+    return f"{stem}.{os.getpid()}-{next(_TMP_SEQ)}.tmp"
 
 
 def _secret(request: Request) -> bytes:
@@ -84,8 +93,11 @@ class _Received:
 
     def write(self, data: bytes) -> None:
         if self._fh is None:
-            self.tmp.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._fh = open(self.tmp, "wb")
+            try:
+                self._fh = open(self.tmp, "wb")
+            except FileNotFoundError:  # the first upload, or the first part, under this directory
+                self.tmp.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._fh = open(self.tmp, "wb")
         self.md5.update(data)  # hashlib releases the GIL on large buffers
         self.sha.update(data)
         self._fh.write(data)
@@ -128,24 +140,61 @@ def _finish_object(out: _Received, data: bytes, cas: Cas, upload_id: str, sha256
     return True
 
 
-def _prove_stored(cas: Cas, upload_id: str, sha256: str, data: bytes, claimed: bytes | None) -> bool:
-    """A whole small object the CAS already holds (another project's, an earlier deploy's): if
-    `data` is exactly those bytes, the proof is one more name for the stored file, and no new
-    file is made and thrown away (on a busy filesystem, a file's creation is most of a PUT's
-    cost). False when anything is off: the caller then takes the usual way, which decides.
-    A first upload (nothing stored) costs one stat here, not a second hashing of the body."""
-    if not cas.has(sha256):
-        return False
-    digest = hashlib.sha256(data).digest()
-    if digest.hex() != sha256 or claimed is not None and not hmac.compare_digest(claimed, digest):
-        return False
+def _write_new(path: str, data: bytes) -> None:
+    """A new file holding `data`, readable by all as a CAS object is (created so: no chmod)."""
     try:
-        os.link(cas.path(sha256), proof_path(cas, upload_id))
-    except FileExistsError:  # this upload's PUT, sent again
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except FileNotFoundError:  # staging itself does not exist yet
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.fchmod(fd, 0o644)  # whatever the umask took away
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def _store_small(cas: Cas, upload_id: str, sha256: str, data: bytes, claimed: bytes | None) -> str | None:
+    """A whole single-part object of at most _INLINE_MAX bytes, on the event loop: the ETag (md5
+    hex), or None if the client's checksum header disagrees with the bytes (nothing kept).
+    Hashed once, in memory. If they are the declared bytes and the CAS already holds them (the
+    same file in another project, an earlier deploy), the proof is one more name for the stored
+    file: nothing is written. Else one new file, linked into the CAS and renamed to the proof.
+    Other bytes are staged as part 1, for the commit to report the mismatch."""
+    digest = hashlib.sha256(data).digest()
+    if claimed is not None and not hmac.compare_digest(claimed, digest):
+        return None
+    etag = hashlib.md5(data).hexdigest()
+    staging_root = str(cas.staging_root)
+    if digest.hex() != sha256:
+        staging = os.path.join(staging_root, upload_id)
+        os.makedirs(staging, mode=0o700, exist_ok=True)
+        tmp = os.path.join(staging, _tmp_name("part-1"))
+        _write_new(tmp, data)
+        os.replace(tmp, os.path.join(staging, "part-1"))
+        return etag
+    proof = str(proof_path(cas, upload_id))
+    try:
+        os.link(cas.path(sha256), proof)
+        return etag
+    except FileExistsError:  # this upload's PUT, sent again: its proof is there
+        return etag
+    except FileNotFoundError:  # not stored yet (or no staging directory yet): write it
         pass
-    except FileNotFoundError:  # removed since the stat: the usual way stores it again
-        return False
-    return True
+    tmp = os.path.join(staging_root, _tmp_name(upload_id))
+    try:
+        _write_new(tmp, data)
+        cas.publish(tmp, sha256, chmod=False)
+        os.replace(tmp, proof)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return etag
 
 
 def _query_int(request: Request, name: str) -> int:
@@ -174,35 +223,31 @@ async def put_part(request: Request) -> Response:
     ctx: GatewayContext = request.app.state.ctx
     cas = Cas(ctx.cas_dir)
     staging = cas.staging_path(upload_id)  # validates the id
+    inline = expected <= _INLINE_MAX
+    if inline and sha256:
+        return await _put_small(request, cas, upload_id, part, expected, sha256, claimed_digest)
     if sha256:
-        out = _Received(cas.staging_root / f"{upload_id}.{secrets.token_hex(4)}.tmp")
+        out = _Received(cas.staging_root / _tmp_name(upload_id))
         finish: Any = lambda data: _finish_object(out, data, cas, upload_id, sha256, claimed_digest)  # noqa: E731
     else:
-        out = _Received(staging / f"part-{part}.{secrets.token_hex(4)}.tmp")
+        out = _Received(staging / _tmp_name(f"part-{part}"))
         finish = lambda data: _finish_part(out, data, staging / f"part-{part}", claimed_digest)  # noqa: E731
-    inline = expected <= _INLINE_MAX
     pending, received, kept = bytearray(), 0, False
     try:
         async for chunk in request.stream():
             received += len(chunk)
             if received > expected:
-                raise GatewayError(400, "CONTENT_SIZE_MISMATCH",
-                                   f"Part {part} must be exactly {expected} bytes", details={"expected": expected})
+                raise _size_mismatch(part, expected)
             pending += chunk
             if len(pending) >= _SPILL:
                 await run_in_threadpool(out.write, bytes(pending))
                 pending.clear()
         if received != expected:
-            raise GatewayError(400, "CONTENT_SIZE_MISMATCH", f"Part {part} must be exactly {expected} bytes",
-                               details={"expected": expected, "received": received})
+            raise _size_mismatch(part, expected, received)
         data = bytes(pending)
-        if inline and sha256 and _prove_stored(cas, upload_id, sha256, data, claimed_digest):
-            return Response(status_code=200, headers={"ETag": f'"{hashlib.md5(data).hexdigest()}"'})
         kept = finish(data) if inline else await run_in_threadpool(finish, data)
         if not kept:
-            raise GatewayError(400, "CONTENT_DIGEST_MISMATCH",
-                               "x-amz-checksum-sha256 does not match the bytes received",
-                               details={"upload_id": upload_id, "part_number": part})
+            raise _checksum_mismatch(upload_id, part)
     finally:
         if not kept:
             if inline:
@@ -210,3 +255,31 @@ async def put_part(request: Request) -> Response:
             else:
                 await run_in_threadpool(out.discard)
     return Response(status_code=200, headers={"ETag": f'"{out.md5.hexdigest()}"'})
+
+
+def _checksum_mismatch(upload_id: str, part: str) -> GatewayError:
+    return GatewayError(400, "CONTENT_DIGEST_MISMATCH", "x-amz-checksum-sha256 does not match the bytes received",
+                        details={"upload_id": upload_id, "part_number": part})
+
+
+def _size_mismatch(part: str, expected: int, received: int | None = None) -> GatewayError:
+    details = {"expected": expected} if received is None else {"expected": expected, "received": received}
+    return GatewayError(400, "CONTENT_SIZE_MISMATCH", f"Part {part} must be exactly {expected} bytes",
+                        details=details)
+
+
+async def _put_small(request: Request, cas: Cas, upload_id: str, part: str, expected: int, sha256: str,
+                     claimed: bytes | None) -> Response:
+    """A single-part object of at most _INLINE_MAX bytes: read whole, then _store_small."""
+    pending, received = bytearray(), 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > expected:
+            raise _size_mismatch(part, expected)
+        pending += chunk
+    if received != expected:
+        raise _size_mismatch(part, expected, received)
+    etag = _store_small(cas, upload_id, sha256, bytes(pending), claimed)
+    if etag is None:
+        raise _checksum_mismatch(upload_id, part)
+    return Response(status_code=200, headers={"ETag": f'"{etag}"'})
