@@ -12,6 +12,7 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -66,27 +67,32 @@ def _fsync_dir(path: Path) -> None:
 class Cas:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._objects = os.path.join(self.root, "sha256")
 
     # -- reading ---------------------------------------------------------------------------
-    def path(self, sha256: str) -> Path:
+    def file(self, sha256: str) -> str:
+        """`path` as a string: for the upload path, where pathlib's arithmetic showed in profiles."""
         if not SHA256_RE.match(sha256):
             raise ValueError("not a lowercase hex sha256")
-        return self.root / "sha256" / sha256[:2] / sha256[2:]
+        return f"{self._objects}/{sha256[:2]}/{sha256[2:]}"
+
+    def path(self, sha256: str) -> Path:
+        return Path(self.file(sha256))
 
     def has(self, sha256: str) -> bool:
         try:
-            return self.path(sha256).is_file()
+            return os.path.isfile(self.file(sha256))
         except ValueError:
             return False
 
     def size(self, sha256: str) -> int | None:
         try:
-            return self.path(sha256).stat().st_size
+            return os.stat(self.file(sha256)).st_size
         except (OSError, ValueError):
             return None
 
     # -- staging ---------------------------------------------------------------------------
-    @property
+    @functools.cached_property
     def staging_root(self) -> Path:
         return self.root / "staging"
 
@@ -158,25 +164,24 @@ class Cas:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def publish(self, verified_file: str | os.PathLike[str], sha256: str, *, chmod: bool = True) -> Path:
-        """Link a file whose bytes the caller has just hashed to `sha256` into the store, and
-        return the object's directory. Not durable: the caller adds that directory to a batch
-        and `sync`s it before recording the object. The file keeps its own name too.
+    def publish(self, verified_file: str | os.PathLike[str], sha256: str, *, chmod: bool = True) -> None:
+        """Link a file whose bytes the caller has just hashed to `sha256` into the store. Not
+        durable: the commit adds the object's directory to a batch and `sync`s it before
+        recording the object. The file keeps its own name too.
         `chmod=False`: the caller made the file 0644 already."""
-        dest = self.path(sha256)
+        dest = self.file(sha256)
         if chmod:
             os.chmod(verified_file, 0o644)
         try:
             os.link(verified_file, dest)
         except FileNotFoundError:  # the first object under this two-hex prefix
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
             try:
                 os.link(verified_file, dest)
             except FileExistsError:
                 pass
         except FileExistsError:  # already stored, by this or another upload: the same bytes
             pass
-        return dest.parent
 
     def sync(self, batch: set[Path]) -> None:
         """Make a batch of put_verified objects durable: with syncfs(2) one flush of the store's

@@ -30,10 +30,10 @@ import os
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
 
 from run402_cli.local.context import GatewayContext
 from run402_cli.local.deploy.cas import SHA256_RE, Cas
@@ -177,7 +177,7 @@ def _store_small(cas: Cas, upload_id: str, sha256: str, data: bytes, claimed: by
         return etag
     proof = str(proof_path(cas, upload_id))
     try:
-        os.link(cas.path(sha256), proof)
+        os.link(cas.file(sha256), proof)
         return etag
     except FileExistsError:  # this upload's PUT, sent again: its proof is there
         return etag
@@ -197,18 +197,44 @@ def _store_small(cas: Cas, upload_id: str, sha256: str, data: bytes, claimed: by
     return etag
 
 
-def _query_int(request: Request, name: str) -> int:
-    value = request.query_params.get(name, "")
+def _query_int(params: dict[str, str], name: str) -> int:
+    value = params.get(name, "")
     return int(value) if value.isdigit() and len(value) <= 19 else -1
 
 
-async def put_part(request: Request) -> Response:
+class _Stored:
+    """The answer to a part delivered: 200, its ETag, no body; the headers Starlette's Response
+    sent, built without it (one of these per file of a deploy)."""
+
+    status_code = 200
+
+    def __init__(self, md5_hex: str) -> None:
+        self.headers = [(b"etag", f'"{md5_hex}"'.encode("ascii")), (b"content-length", b"0")]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+        await send({"type": "http.response.body", "body": b""})
+
+
+_CAS: dict[str, Cas] = {}
+
+
+def _cas(ctx: GatewayContext) -> Cas:
+    cas = _CAS.get(ctx.cas_dir)
+    if cas is None:
+        cas = _CAS[ctx.cas_dir] = Cas(ctx.cas_dir)
+    return cas
+
+
+async def put_part(request: Request) -> _Stored:
     """S3-like: raw bytes in, 200 + ETag (quoted md5 of the part) out."""
     upload_id = request.path_params["upload_id"]
     part = request.path_params["part"]
-    expires, expected = _query_int(request, "expires"), _query_int(request, "len")
-    sha256 = request.query_params.get("sha", "")
-    sig = request.query_params.get("sig", "")
+    # What Starlette's query_params hold (the last of a repeated name), without building them.
+    params = dict(parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True))
+    expires, expected = _query_int(params, "expires"), _query_int(params, "len")
+    sha256 = params.get("sha", "")
+    sig = params.get("sig", "")
     if sha256 and not SHA256_RE.match(sha256) or not hmac.compare_digest(
             sig.encode(), _sign(_secret(request), upload_id, part, expires, expected, sha256).encode()):
         raise GatewayError(403, "UPLOAD_URL_INVALID", "The upload URL signature is not valid", category="auth")
@@ -220,8 +246,7 @@ async def put_part(request: Request) -> Response:
         claimed_digest = None if claimed is None else base64.b64decode(claimed, validate=True)
     except ValueError:
         claimed_digest = b""  # matches no digest: refused below, after the body is read
-    ctx: GatewayContext = request.app.state.ctx
-    cas = Cas(ctx.cas_dir)
+    cas = _cas(request.app.state.ctx)
     staging = cas.staging_path(upload_id)  # validates the id
     inline = expected <= _INLINE_MAX
     if inline and sha256:
@@ -254,7 +279,7 @@ async def put_part(request: Request) -> Response:
                 out.discard()
             else:
                 await run_in_threadpool(out.discard)
-    return Response(status_code=200, headers={"ETag": f'"{out.md5.hexdigest()}"'})
+    return _Stored(out.md5.hexdigest())
 
 
 def _checksum_mismatch(upload_id: str, part: str) -> GatewayError:
@@ -269,7 +294,7 @@ def _size_mismatch(part: str, expected: int, received: int | None = None) -> Gat
 
 
 async def _put_small(request: Request, cas: Cas, upload_id: str, part: str, expected: int, sha256: str,
-                     claimed: bytes | None) -> Response:
+                     claimed: bytes | None) -> _Stored:
     """A single-part object of at most _INLINE_MAX bytes: read whole, then _store_small."""
     pending, received = bytearray(), 0
     async for chunk in request.stream():
@@ -282,4 +307,4 @@ async def _put_small(request: Request, cas: Cas, upload_id: str, part: str, expe
     etag = _store_small(cas, upload_id, sha256, bytes(pending), claimed)
     if etag is None:
         raise _checksum_mismatch(upload_id, part)
-    return Response(status_code=200, headers={"ETag": f'"{etag}"'})
+    return _Stored(etag)
