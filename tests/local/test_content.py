@@ -229,3 +229,39 @@ def test_a_plan_takes_a_whole_large_site_at_once(api, project):
     too_many = httpx.post(f"{api.api_base}/content/v1/plans", headers=anon(project),
                           json={"content": [{"sha256": f"{i:064x}", "size": 1} for i in range(100_001)]})
     assert too_many.status_code in (400, 413), too_many.text[:200]
+
+
+@pytest.mark.parametrize("size", [3_000, 200_000])  # written on the event loop / in a thread
+def test_a_leftover_temporary_name_is_never_written_through(tmp_path, monkeypatch, size):
+    """Temporary names are the pid and a count, so a gateway that died between storing an object
+    and renaming its temporary name leaves that name as a second link to the stored object; a
+    later gateway with the same pid reaches the same count. Its PUT must make a new file there,
+    not write into the stored object."""
+    import itertools
+
+    from run402_cli.local.deploy import upload
+    from run402_cli.local.deploy.cas import Cas
+
+    cas = Cas(tmp_path / "cas")
+    stored = b"an object another project stored" * 10
+    stored_sha = hashlib.sha256(stored).hexdigest()
+    stored_path = cas.path(stored_sha)
+    stored_path.parent.mkdir(parents=True)
+    stored_path.write_bytes(stored)
+    cas.staging_root.mkdir(mode=0o700)
+    monkeypatch.setattr(upload, "_TMP_SEQ", itertools.count(7))
+    leftover = cas.staging_root / f"upl_next.{os.getpid()}-7.tmp"
+    os.link(stored_path, leftover)
+
+    data = os.urandom(size)
+    sha = hashlib.sha256(data).hexdigest()
+    if size <= upload._INLINE_MAX:
+        assert upload._store_small(cas, "upl_next", sha, data, None) == hashlib.md5(data).hexdigest()
+    else:
+        received = upload._Received(leftover)  # the name _tmp_name gives it
+        assert upload._tmp_name("upl_next") == leftover.name
+        assert upload._finish_object(received, data, cas, "upl_next", sha, None)
+    assert stored_path.read_bytes() == stored
+    assert cas.path(sha).read_bytes() == data
+    assert (cas.staging_root / "upl_next.ok").read_bytes() == data
+    assert not leftover.exists()

@@ -93,11 +93,7 @@ class _Received:
 
     def write(self, data: bytes) -> None:
         if self._fh is None:
-            try:
-                self._fh = open(self.tmp, "wb")
-            except FileNotFoundError:  # the first upload, or the first part, under this directory
-                self.tmp.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                self._fh = open(self.tmp, "wb")
+            self._fh = os.fdopen(_create(str(self.tmp)), "wb")
         self.md5.update(data)  # hashlib releases the GIL on large buffers
         self.sha.update(data)
         self._fh.write(data)
@@ -140,13 +136,24 @@ def _finish_object(out: _Received, data: bytes, cas: Cas, upload_id: str, sha256
     return True
 
 
-def _write_new(path: str, data: bytes) -> None:
-    """A new file holding `data`, readable by all as a CAS object is (created so: no chmod)."""
+def _create(path: str) -> int:
+    """A new temporary file under staging, open for writing, 0644 as a CAS object is.
+    Never an existing file opened for writing: a leftover of an earlier gateway under the same
+    name (same pid, same count) may be a second name of a stored object, and writing through it
+    would change the object. Such a name is dropped (the object keeps its own) and made anew."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    except FileNotFoundError:  # staging itself does not exist yet
+        return os.open(path, flags, 0o644)
+    except FileNotFoundError:  # the first upload, or the first part, under this directory
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except FileExistsError:
+        os.unlink(path)
+    return os.open(path, flags, 0o644)
+
+
+def _write_new(path: str, data: bytes) -> None:
+    """A new file (see _create) holding `data`."""
+    fd = _create(path)
     try:
         os.fchmod(fd, 0o644)  # whatever the umask took away
         view = memoryview(data)
