@@ -146,7 +146,10 @@ class Client:
         bearer: str | None = None,
         context: str = "",
         base: str | None = None,
+        timeout: float | None = None,
     ) -> Any:
+        """`timeout`: seconds to wait for each read of the answer, when a call may take the
+        server longer than the transport's default (transport.READ_TIMEOUT)."""
         url = _with_params((base or self.base) + path, params)
         hdrs = _Headers()
         body: bytes | None = None
@@ -174,7 +177,7 @@ class Client:
         caller_siwx = hdrs.has(_SIWX)
         if sign_in and not caller_siwx:
             hdrs.set(_SIWX, self._siwx(allowance, url))  # type: ignore[arg-type]
-        resp = self._exchange(method, url, hdrs, body, where, hint)
+        resp = self._exchange(method, url, hdrs, body, where, hint, timeout)
         if resp.status_code == 402 and allowance is not None:
             from run402_cli.payments import payment_retry_headers
 
@@ -185,7 +188,7 @@ class Client:
                     retry.set(name, value)
                 if sign_in and not caller_siwx:
                     retry.set(_SIWX, self._siwx(allowance, url))  # type: ignore[arg-type]
-                resp = self._exchange(method, url, retry, body, where, hint)
+                resp = self._exchange(method, url, retry, body, where, hint, timeout)
         return _parse(resp, context or f"{method} {path}")
 
     @staticmethod

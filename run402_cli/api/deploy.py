@@ -143,17 +143,26 @@ def put_part(client: Client, url: str, data: bytes | Iterable[bytes], *, length:
     return resp.headers.get("etag")
 
 
+# A commit may work a while before it answers: verifying and assembling large objects, making
+# the variants of every photo a deploy puts (most of a second for each 12 MP JPEG), running
+# migrations. It gets as long as the official client waits for an answer's head (Node's
+# fetch: 300 s), not the 60 s of a read elsewhere; a server that answers early with an
+# operation still running is polled as before.
+COMMIT_TIMEOUT = 300.0
+
+
 def content_commit(client: Client, anon_key: str | None, content_plan_id: str) -> Any:
     """`POST /content/v1/plans/:id/commit {}`: promote the staged uploads into the CAS."""
     return _call(client, "POST", f"/content/v1/plans/{_seg(content_plan_id)}/commit", json={},
-                 headers=_key(anon_key), wallet_auth=False, context="committing content upload")
+                 headers=_key(anon_key), wallet_auth=False, context="committing content upload",
+                 timeout=COMMIT_TIMEOUT)
 
 
 def commit(client: Client, plan_id: str, idempotency_key: str | None = None) -> CommitResponse:
     """`POST /apply/v1/plans/:id/commit {}` or `{idempotency_key}` (SIWX)."""
     body = {"idempotency_key": idempotency_key} if idempotency_key else {}
     return _call(client, "POST", f"/apply/v1/plans/{_seg(plan_id)}/commit", json=body,
-                 context="committing deploy")
+                 context="committing deploy", timeout=COMMIT_TIMEOUT)
 
 
 def get_operation(client: Client, anon_key: str | None, operation_id: str) -> OperationSnapshot:
@@ -180,7 +189,7 @@ def operation_events(client: Client, anon_key: str | None, operation_id: str) ->
 def resume(client: Client, operation_id: str) -> OperationSnapshot:
     """`POST /apply/v1/operations/:id/resume` (SIWX, no apikey, no body)."""
     return _call(client, "POST", f"/apply/v1/operations/{_seg(operation_id)}/resume",
-                 context="resuming deploy operation")
+                 context="resuming deploy operation", timeout=COMMIT_TIMEOUT)  # runs it to the end too
 
 
 def get_release(client: Client, anon_key: str | None, release_id: str, *,

@@ -254,3 +254,29 @@ def test_an_internationalised_host_goes_out_in_punycode():
     assert origin_of("https://bücher.example:443/p?q=1") == ("https://xn--bcher-kva.example", "/p?q=1")
     assert origin_of("http://[::1]:4020/x") == ("http://[::1]:4020", "/x")
     assert origin_of("HTTP://Example.COM:80") == ("http://example.com", "/")
+
+
+def test_commits_wait_for_a_slow_answer_where_other_calls_give_up(server, monkeypatch):
+    """A deploy commit may work for minutes before it answers (photo variants, migrations): it
+    waits as long as the official client does, while any other call still gives up after the
+    transport's read timeout (shortened here to keep the test quick)."""
+    import time
+
+    from run402_cli.api import deploy as deploy_api
+    from run402_cli.api import transport
+
+    monkeypatch.setattr(transport, "READ_TIMEOUT", 0.2)
+    body = b'{"status":"ready","operation_id":"op_1","release_id":"rel_1","urls":{}}'
+
+    def slow(n: int) -> tuple[bytes, bool]:
+        time.sleep(0.6)
+        return _ok(body), False
+
+    srv = server(slow)
+    with Client(_settings(srv.port)) as c:
+        assert deploy_api.commit(c, "plan_1")["release_id"] == "rel_1"
+        assert deploy_api.content_commit(c, "anon", "cplan_1")["status"] == "ready"
+        with pytest.raises(NetworkError):
+            deploy_api.get_operation(c, "anon", "op_1")
+    assert [r[0][0] for r in srv.requests[:2]] == ["POST /apply/v1/plans/plan_1/commit HTTP/1.1",
+                                                   "POST /content/v1/plans/cplan_1/commit HTTP/1.1"]
