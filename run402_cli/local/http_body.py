@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from run402_cli.local.errors import GatewayError, error_response
+from run402_cli.local.web.hosts import site_hostname_of
 
 __all__ = ["MAX_JSON_DEPTH", "BodyLimits", "body_cap", "is_site_host", "read_body", "read_json", "read_json_bytes"]
 
@@ -58,9 +59,7 @@ ROUTED_CAP = 6 * MiB  # a request routed to a function on a site's host (public:
 
 
 def is_site_host(headers: list[tuple[bytes, bytes]]) -> bool:
-    host = next((v for k, v in headers if k.lower() == b"host"), b"").strip().lower()
-    name = host.rsplit(b":", 1)[0] if not host.startswith(b"[") else b""
-    return name.rstrip(b".").endswith(b".localhost")
+    return site_hostname_of(headers) is not None
 
 
 def body_cap(path: str, headers: list[tuple[bytes, bytes]]) -> int:

@@ -25,7 +25,8 @@ from run402_cli.local.errors import GatewayError
 from run402_cli.local.web.site_match import (
     cache_policy, resolve, static_manifest_metadata, static_public_paths,
 )
-from run402_cli.local.web.sites import lookup_host, release_state, site_hostname
+from run402_cli.local.web.hosts import site_hostname
+from run402_cli.local.web.sites import lookup_host, release_state
 
 __all__: list[str] = []  # handlers only: local/routes.py lists them
 

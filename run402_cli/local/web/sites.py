@@ -30,23 +30,14 @@ from run402_cli.local.context import GatewayContext
 from run402_cli.local.control.callers import cached_project
 from run402_cli.local.functions.invoke import invoke_routed
 from run402_cli.local.storage.serve import etag_matches, serve_asset_host
+from run402_cli.local.web.hosts import site_hostname_of
 from run402_cli.local.web.site_match import Resolution, cache_policy, resolve
 
-__all__ = ["Binding", "SiteDispatch", "lookup_host", "release_state", "site_hostname"]
+__all__ = ["Binding", "SiteDispatch", "lookup_host", "release_state"]
 
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _STATES: OrderedDict[str, dict[str, Any]] = OrderedDict()
 _STATE_CACHE = 64
-
-
-def site_hostname(host: str) -> str | None:
-    """`foo.localhost:4020` -> `foo.localhost`; None for hosts that are not sites."""
-    name = host.strip().lower()
-    if name.startswith("["):
-        return None
-    name = name.rsplit(":", 1)[0] if ":" in name else name
-    name = name.rstrip(".")
-    return name if name.endswith(".localhost") and name != ".localhost" else None
 
 
 @dataclass
@@ -153,8 +144,7 @@ class SiteDispatch:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            host = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"), "")
-            hostname = site_hostname(host)
+            hostname = site_hostname_of(scope.get("headers", []))
             if hostname is not None:
                 request = Request(scope, receive)
                 try:
