@@ -7,7 +7,9 @@ So a PUT needs no database lookup, and no other auth (the real client PUTs with 
 
 Two ways bytes land, both ending in what the content commit checks (content.py):
 - **A single-part object** (every file of a site, any object up to 16 MiB) is hashed while it
-  arrives and, if it is exactly the declared bytes, published into the CAS by the PUT itself.
+  arrives (one of at most 64 KiB, nearly every file of a site, whole in memory once it has,
+  on the event loop) and, if it is exactly the declared bytes, published into the CAS by the
+  PUT itself.
   What the commit then needs is proof that *this upload* delivered those bytes (knowing a
   digest is not owning content): `staging/<upload_id>.ok`, a name given only after the bytes
   were verified, usually another link to the CAS object's inode (no copy). Wrong bytes are
