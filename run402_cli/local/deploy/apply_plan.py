@@ -178,14 +178,16 @@ def plan_response(ctx: GatewayContext, project: Project, spec: dict[str, Any], t
     refs = _refs(spec)
     old_files, new_files = t.base_state["site"]["files"], t.desired["site"]["files"]
     present = linked_present(ctx, project.id, [r["sha256"] for r in refs], release_files=old_files)
-    site = st.site_diff(old_files, new_files)
+    changes = st.file_changes(old_files, new_files)
+    site = st.site_diff(old_files, new_files, changes=changes)
     routes = st.routes_diff(t.base_state["routes"], t.desired["routes"])
     subdomains = st.set_diff(t.base_state["subdomains"], t.desired["subdomains"])
     existing_deletes = sorted(set(t.secret_deletes) & t.secret_keys)
     secrets = {"added": st.set_diff(t.base_state["secrets_required"], t.desired["secrets_required"])["added"],
                "removed": existing_deletes}
     # Files carried forward from the base release are stored already, named in the spec or not.
-    static = st.static_assets_diff(old_files, new_files, present | {f["sha256"] for f in old_files.values()})
+    static = st.static_assets_diff(old_files, new_files, present | {f["sha256"] for f in old_files.values()},
+                                   changes=changes)
     functions = functions_diff(t.base_state["functions"], t.desired["functions"])
     others = any(t.base_state[k] != t.desired[k] for k in ("expose", "i18n", "checks")) or \
         t.base_state["site"]["public_paths"] != t.desired["site"]["public_paths"]

@@ -137,7 +137,10 @@ def route_manifest_sha256(routes: list[dict[str, Any]]) -> str | None:
 
 
 # -- diffs --------------------------------------------------------------------------------------
-def file_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], list[str], list[str], list[str]]:
+Changes = tuple[list[str], list[str], list[str], list[str]]  # added, removed, changed, unchanged paths
+
+
+def file_changes(old: dict[str, Any], new: dict[str, Any]) -> Changes:
     """(added, removed, changed, unchanged) asset paths."""
     added = sorted(set(new) - set(old))
     removed = sorted(set(old) - set(new))
@@ -148,8 +151,10 @@ def file_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], l
     return added, removed, changed, unchanged
 
 
-def site_diff(old: dict[str, Any], new: dict[str, Any], limit: int | None = None) -> dict[str, Any]:
-    added, removed, changed, _ = file_changes(old, new)
+def site_diff(old: dict[str, Any], new: dict[str, Any], limit: int | None = None, *,
+              changes: Changes | None = None) -> dict[str, Any]:
+    """`changes`: file_changes(old, new), when the caller has it already."""
+    added, removed, changed, _ = changes if changes is not None else file_changes(old, new)
     cap = (lambda xs: xs[:limit]) if limit is not None else (lambda xs: xs)
     changed_rows = []
     for p in cap(changed):
@@ -163,10 +168,11 @@ def site_diff(old: dict[str, Any], new: dict[str, Any], limit: int | None = None
             "totals": {"added": len(added), "removed": len(removed), "changed": len(changed)}}
 
 
-def static_assets_diff(old: dict[str, Any], new: dict[str, Any], present: set[str] | None) -> dict[str, Any]:
+def static_assets_diff(old: dict[str, Any], new: dict[str, Any], present: set[str] | None, *,
+                       changes: Changes | None = None) -> dict[str, Any]:
     """Counts and CAS byte accounting. `present` = digests already in the project's CAS before
     this deploy (None: everything is already stored, as between two existing releases)."""
-    added, removed, changed, unchanged = file_changes(old, new)
+    added, removed, changed, unchanged = changes if changes is not None else file_changes(old, new)
     new_bytes = reused = 0
     counted: set[str] = set()
     for f in new.values():
