@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from run402_cli.local.context import GatewayContext
 from run402_cli.local.data.tenant_sql import statement_timeout_seconds
 from run402_cli.local.data.upstream import Upstream
+from run402_cli.local.deploy import upload
 from run402_cli.local.errors import GatewayError, handle_gateway_error, handle_unexpected
 from run402_cli.local.functions.runtime import FunctionRuntime
 from run402_cli.local.functions.scheduler import start_scheduler
@@ -29,7 +30,7 @@ from run402_cli.local.web.sites import SiteDispatch
 
 log = logging.getLogger("run402.gateway")
 
-__all__ = ["build_app"]
+__all__ = ["build_app", "build_upload_app"]
 
 
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:
@@ -121,6 +122,12 @@ def _restore_recursion_limit() -> None:
         sys.setrecursionlimit(1000)
 
 
+def _cors() -> Middleware:
+    """Any origin may call the API (browsers deploy and read as the official SDK does)."""
+    return Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
+                      allow_headers=["*"], expose_headers=["PAYMENT-REQUIRED", "PAYMENT-RESPONSE"])
+
+
 def build_app(ctx: GatewayContext) -> Starlette:
     _restore_recursion_limit()
 
@@ -156,10 +163,22 @@ def build_app(ctx: GatewayContext) -> Starlette:
             Middleware(HotLane, routes=[r for r in routes if getattr(r, "endpoint", None) in HOT_ENDPOINTS]),
             # Sites next: a `<label>.localhost` Host is a deployed site, never the API (web/sites.py).
             Middleware(SiteDispatch),
-            Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
-                       allow_headers=["*"], expose_headers=["PAYMENT-REQUIRED", "PAYMENT-RESPONSE"]),
+            _cors(),
             Middleware(ContainFailures),
         ],
     )
     app.state.ctx = ctx
+    return app
+
+
+def build_upload_app(cas_dir: str) -> Starlette:
+    """The upload process's app (runtime/uploads.py): the one upload route, behind the same body
+    caps, in the same hot lane and with the same error envelopes as in the gateway's app."""
+    route = upload.route()
+    app = Starlette(
+        routes=[route],
+        exception_handlers={GatewayError: handle_gateway_error, 404: _not_found, 405: _not_found},
+        middleware=[Middleware(BodyLimits), Middleware(HotLane, routes=[route]), _cors(), Middleware(ContainFailures)],
+    )
+    app.state.ctx = upload.UploadContext(cas_dir)
     return app

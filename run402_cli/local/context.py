@@ -46,6 +46,9 @@ class GatewayContext:
     postgres_alive: Callable[[], bool] | None = None
     # This gateway's own base URL (what functions get as RUN402_API_BASE).
     api_base: str = "http://127.0.0.1"
+    # The upload process's port while it runs (runtime/uploads.py), else None: content plans
+    # then hand out the gateway's own upload URLs.
+    upload_port: Callable[[], int | None] = lambda: None
     # The functions room's runtime (functions/runtime.FunctionRuntime), made in the app's lifespan.
     functions: Any = None
     # A project's secrets change count: part of its workers' identity, so a changed secret

@@ -73,7 +73,7 @@ def route_table() -> list[Route]:
         # deploy: content uploads, apply plans and commits, operations and releases
         Route("/content/v1/plans", content._create, methods=["POST"]),
         Route("/content/v1/plans/{id}/commit", content._commit, methods=["POST"]),
-        Route("/_upload/{upload_id}/{part:int}", upload.put_part, methods=["PUT"]),
+        upload.route(),
         Route("/apply/v1/plans", apply_plan._plan, methods=["POST"]),
         Route("/apply/v1/plans/{id}/commit", apply_commit._commit, methods=["POST"]),
         Route("/apply/v1/operations/{id}/resume", apply_commit._resume, methods=["POST"]),

@@ -62,6 +62,21 @@ def _wait(what: str, pred: Callable[[], Any], timeout: float) -> Any:
         time.sleep(0.05)
 
 
+def _live_procs(match: Callable[[list[str]], bool]) -> dict[int, list[str]]:
+    """Every live process whose argv `match`es, found through /proc, whoever started it."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = [a.decode() for a in Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[:-1]]
+        except OSError:
+            continue
+        if match(argv) and _alive(int(entry)):
+            found[int(entry)] = argv
+    return found
+
+
 @dataclass
 class Stack:
     local_dir: Path
@@ -96,18 +111,12 @@ class Stack:
     def postgrest_procs(self) -> dict[int, list[str]]:
         """Every live PostgREST on this gateway's config file, found through /proc, whoever started it."""
         conf = str(self.local_dir / "postgrest" / "postgrest.conf")
-        found = {}
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[:-1]
-            except OSError:
-                continue
-            argv = [a.decode() for a in argv]
-            if len(argv) >= 2 and Path(argv[0]).name == "postgrest" and argv[-1] == conf and _alive(int(entry)):
-                found[int(entry)] = argv
-        return found
+        return _live_procs(lambda argv: len(argv) >= 2 and Path(argv[0]).name == "postgrest" and argv[-1] == conf)
+
+    def upload_procs(self) -> list[int]:
+        """Every live upload process (runtime/uploads.py) on this gateway's CAS, found through /proc."""
+        cas = str(self.local_dir / "cas")
+        return list(_live_procs(lambda argv: "run402_cli.local.runtime.uploads" in argv and argv[-1] == cas))
 
     def healthy(self) -> bool:
         try:
@@ -166,6 +175,49 @@ def test_postgrest_dies_with_a_sigkilled_gateway_and_up_works_at_once(stack):
     assert up["health"]["status"] == "healthy"
     assert time.monotonic() - started < 30
     assert len(stack.postgrest_procs()) == 1
+
+
+def test_the_upload_process_dies_with_a_sigkilled_gateway_and_up_starts_one(stack):
+    (uploads,) = stack.upload_procs()
+    os.kill(stack.gateway_pid(), signal.SIGKILL)
+    _wait("the gateway's port to close", lambda: _refused(stack.api_base), 5)
+    _wait("the upload process to die with its gateway", lambda: not _alive(uploads), 5)
+    assert stack.cli_json("local", "up")["health"]["status"] == "healthy"
+    assert len(stack.upload_procs()) == 1
+
+
+def _content_plan(stack: Stack, project: dict[str, Any], data: bytes) -> dict[str, Any]:
+    import hashlib
+
+    resp = httpx.post(f"{stack.api_base}/content/v1/plans", headers={"apikey": project["anon_key"]},
+                      json={"content": [{"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}]})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def test_a_dead_upload_process_hands_the_uploads_back_to_the_gateway(stack, tmp_path):
+    cfg = {**stack.env, "RUN402_CONFIG_DIR": str(tmp_path), "RUN402_API_BASE": stack.api_base}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "run402_cli", *a], env=cfg,  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    assert run("init", "--json").returncode == 0 and run("tier", "set", "prototype").returncode == 0
+    made = run("projects", "provision", "--name", "uploads")
+    assert made.returncode == 0, made.stderr
+    project = json.loads(made.stdout)
+    (uploads,) = stack.upload_procs()
+    os.kill(uploads, signal.SIGKILL)
+    _wait("the upload process to die", lambda: not _alive(uploads), 5)
+    data = os.urandom(2000)
+    plan = _content_plan(stack, project, data)
+    url = plan["missing"][0]["parts"][0]["url"]
+    assert url.startswith(stack.api_base + "/_upload/")
+    assert httpx.put(url, content=data).status_code == 200
+    done = httpx.post(f"{stack.api_base}/content/v1/plans/{plan['plan_id']}/commit",
+                      headers={"apikey": project["anon_key"]}, json={})
+    assert done.status_code == 200 and len(done.json()["committed"]) == 1
+    # The next start brings it back (each test leaves the stack as it found it).
+    assert stack.cli_json("local", "down")["stopped"] is True
+    assert stack.cli_json("local", "up")["health"]["status"] == "healthy"
+    assert len(stack.upload_procs()) == 1
 
 
 def _stale_postgrest(stack: Stack, binary: str) -> subprocess.Popen:

@@ -101,13 +101,29 @@ async def _create(request: Request) -> JSONResponse:
     return await run_in_threadpool(_create_sync, request, body)
 
 
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost")
+
+
+def upload_base(ctx: GatewayContext, scheme: str, host: str) -> str:
+    """Where this content plan's PUTs go: the upload process (runtime/uploads.py) for a client
+    that reached the gateway itself on loopback, else (a proxy or a tunnel may forward the
+    gateway's port alone; no upload process) the gateway, as the client addressed it."""
+    own = f"{scheme}://{host}"
+    port = ctx.upload_port()
+    name, _, gateway_port = host.lower().rpartition(":")
+    if port is None or scheme != "http" or name not in _LOOPBACK_NAMES \
+            or gateway_port != ctx.api_base.rpartition(":")[2]:
+        return own
+    return f"http://127.0.0.1:{port}"
+
+
 def _create_sync(request: Request, body: Any) -> JSONResponse:
     ctx: GatewayContext = request.app.state.ctx
     project = project_from_apikey(request, ctx)
     entries = _entries(body, project.id)
     present = linked_present(ctx, project.id, [e["sha256"] for e in entries])
     Cas(ctx.cas_dir).sweep_staging(2 * URL_TTL)
-    base = f"{request.url.scheme}://{request.headers.get('host') or request.url.netloc}"
+    base = upload_base(ctx, request.url.scheme, request.headers.get("host") or request.url.netloc)
     now = datetime.now(timezone.utc)
     expires_at = now + timedelta(seconds=URL_TTL)
     expires = int(time.time()) + URL_TTL

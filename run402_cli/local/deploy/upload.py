@@ -36,13 +36,14 @@ from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+from starlette.routing import Route
 
 from run402_cli.local.context import GatewayContext
 from run402_cli.local.deploy.cas import SHA256_RE, Cas
 from run402_cli.local.errors import GatewayError
 from run402_cli.local.runtime.layout import LocalLayout
 
-__all__ = ["proof_path", "upload_url"]
+__all__ = ["UploadContext", "proof_path", "route", "upload_url"]
 
 # Received bytes go to the writer thread in slices of this size: a part costs a bounded buffer.
 _SPILL = 1024 * 1024
@@ -58,6 +59,18 @@ _TMP_SEQ = itertools.count()
 
 def _tmp_name(stem: str) -> str:
     return f"{stem}.{os.getpid()}-{next(_TMP_SEQ)}.tmp"
+
+
+class UploadContext:
+    """What put_part reads of a GatewayContext: all the upload process has (runtime/uploads.py)."""
+
+    def __init__(self, cas_dir: str) -> None:
+        self.cas_dir = cas_dir
+
+
+def route() -> Route:
+    """The upload route, for the gateway's route table and the upload process alike."""
+    return Route("/_upload/{upload_id}/{part:int}", put_part, methods=["PUT"])
 
 
 def _secret(request: Request) -> bytes:
@@ -228,7 +241,7 @@ class _Stored:
 _CAS: dict[str, Cas] = {}
 
 
-def _cas(ctx: GatewayContext) -> Cas:
+def _cas(ctx: GatewayContext | UploadContext) -> Cas:
     cas = _CAS.get(ctx.cas_dir)
     if cas is None:
         cas = _CAS[ctx.cas_dir] = Cas(ctx.cas_dir)

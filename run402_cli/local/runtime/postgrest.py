@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import signal
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -195,28 +193,7 @@ def render_config(cfg: PostgrestConfig) -> str:
 # --------------------------------------------------------------------------- process
 
 
-# PostgREST must die with the gateway, even when the gateway is SIGKILLed and cannot stop it:
-# on Linux the child asks the kernel for SIGKILL when its parent dies (PR_SET_PDEATHSIG), then
-# execs PostgREST (the setting survives execve). This runs as a tiny launcher program rather
-# than in a preexec_fn, which is unsafe in a threaded parent (the gateway runs threads). The
-# "parent" the kernel watches is the spawning *thread*: spawn only from long-lived threads (the
-# main thread, the watchdog). The getppid check closes the race where the gateway died before
-# prctl ran.
-_PDEATHSIG_LAUNCHER = (
-    "import ctypes, os, signal, sys\n"
-    "libc = ctypes.CDLL(None, use_errno=True)\n"
-    "if libc.prctl(1, signal.SIGKILL, 0, 0, 0) != 0:\n"  # 1 = PR_SET_PDEATHSIG
-    "    sys.exit('prctl(PR_SET_PDEATHSIG) failed: errno %d' % ctypes.get_errno())\n"
-    "if os.getppid() != int(sys.argv[1]):\n"
-    "    sys.exit('the gateway died while PostgREST was starting')\n"
-    "os.execv(sys.argv[2], sys.argv[2:])\n"
-)
-
-
-def _launch_argv(argv: list[str]) -> list[str]:
-    if platform.system() != "Linux":
-        return argv
-    return [sys.executable, "-I", "-S", "-c", _PDEATHSIG_LAUNCHER, str(os.getpid()), *argv]
+# PostgREST dies with the gateway, even a SIGKILLed one: procs.dies_with_parent.
 
 
 def _runs_config(argv: list[str], config_path: Path) -> bool:
@@ -268,7 +245,7 @@ class PostgrestProcess:
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             self._proc = subprocess.Popen(
-                _launch_argv([str(self.binary), str(self.config_path)]), cwd=self.workdir, env=env,
+                procs.dies_with_parent([str(self.binary), str(self.config_path)]), cwd=self.workdir, env=env,
                 stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, start_new_session=True,
             )
         except OSError as e:
@@ -322,12 +299,6 @@ class PostgrestProcess:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        procs.stop_child(proc, timeout)
         if procs.read_pid(self.pid_path) == proc.pid:
             self.pid_path.unlink(missing_ok=True)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["alive", "cmdline", "kill_verified", "pids_with_cwd", "read_pid"]
+__all__ = ["alive", "cmdline", "dies_with_parent", "kill_verified", "pids_with_cwd", "read_pid", "stop_child"]
 
 
 def _state(pid: int) -> str | None:
@@ -108,3 +111,39 @@ def kill_verified(pid: int | None, is_ours: Callable[[list[str]], bool], timeout
         if not alive(pid):
             return True
     return not alive(pid)
+
+
+# A child of the gateway (PostgREST, the upload process) must die with it, even when the gateway
+# is SIGKILLed and cannot stop it: on Linux the child asks the kernel for SIGKILL when its parent
+# dies (PR_SET_PDEATHSIG), then execs the program (the setting survives execve). This runs as a
+# tiny launcher program rather than in a preexec_fn, which is unsafe in a threaded parent (the
+# gateway runs threads). The "parent" the kernel watches is the spawning *thread*: spawn only
+# from long-lived threads (the main thread, the watchdog). The getppid check closes the race
+# where the gateway died before prctl ran.
+_PDEATHSIG_LAUNCHER = (
+    "import ctypes, os, signal, sys\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "if libc.prctl(1, signal.SIGKILL, 0, 0, 0) != 0:\n"  # 1 = PR_SET_PDEATHSIG
+    "    sys.exit('prctl(PR_SET_PDEATHSIG) failed: errno %d' % ctypes.get_errno())\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit('the gateway died while its child was starting')\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def dies_with_parent(argv: list[str]) -> list[str]:
+    """`argv` (an absolute program path first) run so that it dies with this process (Linux)."""
+    if platform.system() != "Linux":
+        return argv
+    return [sys.executable, "-I", "-S", "-c", _PDEATHSIG_LAUNCHER, str(os.getpid()), *argv]
+
+
+def stop_child(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM a child of ours, then SIGKILL after `timeout`; always reaps it."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -27,6 +27,7 @@ from run402_cli.local.errors import DatabaseUnavailable
 from run402_cli.local.runtime.layout import LocalLayout
 from run402_cli.local.runtime.pgcluster import PgCluster
 from run402_cli.local.runtime.postgrest import PostgrestConfig, PostgrestProcess, find_or_fetch_postgrest
+from run402_cli.local.runtime.uploads import UploadProcess
 from run402_cli.local.runtime.watchdog import Watchdog
 
 __all__ = ["free_port", "serve"]
@@ -62,6 +63,7 @@ def serve(local_dir: Path, port: int) -> None:
     cluster.ensure_initialized()
     cluster.start()
     postgrest: PostgrestProcess | None = None
+    uploads: UploadProcess | None = None
     pool = None
     watchdog: Watchdog | None = None
     down: set[str] = set()  # shared by the pool, the context and the watchdog
@@ -104,6 +106,11 @@ def serve(local_dir: Path, port: int) -> None:
             postgres_alive=cluster.is_running,
             api_base=api_base,
         )
+        # The PUTs of a deploy in a process of their own (runtime/uploads.py), spawned from this
+        # thread, which lives as long as the gateway (its parent-death signal is the thread's).
+        uploads = upload_process = UploadProcess(ctx.cas_dir, layout.logs_dir / "uploads.log")
+        upload_process.start()
+        ctx.upload_port = lambda: upload_process.port
         app = build_app(ctx)
         # Its thread lives as long as the gateway, so a PostgREST it respawns keeps its parent.
         watchdog = Watchdog(cluster, pool, postgrest, down)
@@ -125,6 +132,8 @@ def serve(local_dir: Path, port: int) -> None:
         if watchdog is not None:
             watchdog.stop()  # no restart races the shutdown below
         try:
+            if uploads is not None:
+                uploads.stop()
             if pool is not None:
                 pool.close()
             if postgrest is not None:
