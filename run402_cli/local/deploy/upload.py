@@ -192,8 +192,7 @@ def _store_small(cas: Cas, upload_id: str, sha256: str, data: bytes, claimed: by
     staging_root = str(cas.staging_root)
     if digest.hex() != sha256:
         staging = os.path.join(staging_root, upload_id)
-        os.makedirs(staging, mode=0o700, exist_ok=True)
-        tmp = os.path.join(staging, _tmp_name("part-1"))
+        tmp = os.path.join(staging, _tmp_name("part-1"))  # _create makes the directory, 0700
         _write_new(tmp, data)
         os.replace(tmp, os.path.join(staging, "part-1"))
         return etag

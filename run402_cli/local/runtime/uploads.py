@@ -80,10 +80,6 @@ class UploadProcess:
         log.info("upload process pid=%s port=%s", proc.pid, port)
         return port
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
-
     def start(self) -> bool:
         """Spawn it (not waiting); False (logged) if it could not even be spawned."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
